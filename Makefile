@@ -1,0 +1,39 @@
+# One command for the main job (make demo), one for the tests (make test).
+# Both create the virtual environment when missing and fetch the offline model and text.
+
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# keep pip's warnings about absent local mirrors out of the way
+PIP    := $(PY) -m pip -q --no-input
+
+.PHONY: setup fetch demo test bench clean
+
+setup: $(VENV)/.installed
+
+# torch==2.13.0 first: it is the CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0 2>&1 | { grep -v "is ignored" || true; }
+	$(PIP) install -e '.[dev]' 2>&1 | { grep -v "is ignored" || true; }
+	$(PY) -c "import torch, transformer_lens, interp, sae, analyses"
+	touch $@
+
+fetch: setup
+	$(PY) -m interp fetch model smollm2-135m
+	$(PY) -m interp fetch text
+
+demo: fetch
+	$(PY) -m interp record --model smollm2-135m --layers 0,7,15 --site resid_post --tokens 20000 --out runs/demo/acts
+
+test: fetch
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/record.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,7 @@
+"""Loading models as TransformerLens HookedTransformers: by TransformerLens name (through the
+Hugging Face Hub), from a local Hugging Face folder, or the offline default SmolLM2-135M."""
+
+from interp.models.fetch import OFFLINE_MODELS, fetch_model, is_fetched, offline_model_dir
+from interp.models.load import load_model
+
+__all__ = ["OFFLINE_MODELS", "fetch_model", "is_fetched", "load_model", "offline_model_dir"]

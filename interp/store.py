@@ -1,0 +1,256 @@
+"""The on-disk activation cache: memory-mapped shards plus a JSON manifest.
+
+Layout of a cache folder:
+
+    manifest.json                    model, hooks and widths, dtype, context size, shards, totals
+    shard_00000/tokens.bin           int32 [n_windows, context_size]: the text of every activation
+    shard_00000/<hook_name>.bin      dtype [n_windows * context_size, d]: one row per token
+
+A shard becomes part of the cache only once its folder has been renamed into place AND the
+manifest naming it has been replaced atomically, so a killed run leaves only whole shards.
+Sizes are checked on every open, crc32 checksums when a shard is read in full (`verify`)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from interp.errors import InterpError
+
+FORMAT = "interp-activations/1"
+MANIFEST = "manifest.json"
+
+
+def _crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class Shard:
+    name: str
+    n_windows: int
+    crc32: dict[str, int]  # file name -> checksum
+
+
+class ActivationCache:
+    """Read a cache folder. Activations come back as numpy memmaps or torch batches."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        mpath = self.path / MANIFEST
+        if not mpath.exists():
+            raise InterpError(f"{self.path} is not an activation cache (no {MANIFEST}); record one with `interp record`.")
+        try:
+            self.manifest = json.loads(mpath.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InterpError(f"{mpath} is corrupt (not valid JSON); delete the folder and record again.") from None
+        if self.manifest.get("format") != FORMAT:
+            raise InterpError(f"{mpath} is not an {FORMAT} manifest.")
+        self.shards = [Shard(**s) for s in self.manifest["shards"]]
+        self.context_size: int = self.manifest["context_size"]
+        self.hooks: dict[str, int] = {h: v["d"] for h, v in self.manifest["hooks"].items()}
+        self.dtype = np.dtype(self.manifest["dtype"])
+        self._check_sizes()
+
+    # -- facts -------------------------------------------------------------------------------
+    @property
+    def n_windows(self) -> int:
+        return sum(s.n_windows for s in self.shards)
+
+    @property
+    def n_tokens(self) -> int:
+        return self.n_windows * self.context_size
+
+    @property
+    def model_name(self) -> str:
+        return self.manifest["model"]
+
+    def _file(self, shard: Shard, what: str) -> Path:
+        return self.path / shard.name / f"{what}.bin"
+
+    def _expected_bytes(self, shard: Shard, what: str) -> int:
+        if what == "tokens":
+            return shard.n_windows * self.context_size * 4
+        return shard.n_windows * self.context_size * self.hooks[what] * self.dtype.itemsize
+
+    def _check_sizes(self) -> None:
+        for shard in self.shards:
+            for what in ["tokens", *self.hooks]:
+                f = self._file(shard, what)
+                want = self._expected_bytes(shard, what)
+                have = f.stat().st_size if f.exists() else -1
+                if have != want:
+                    state = "missing" if have < 0 else f"{have} bytes, expected {want}"
+                    raise InterpError(
+                        f"shard {f} is {state}: the cache is damaged; rerun `interp record` with the same "
+                        f"--out to rewrite it, or delete {self.path}."
+                    )
+
+    def verify(self) -> None:
+        """Check every file against its checksum; raise InterpError naming the first bad one."""
+        for shard in self.shards:
+            for what in ["tokens", *self.hooks]:
+                f = self._file(shard, what)
+                if _crc(f) != shard.crc32[f.name]:
+                    raise InterpError(f"shard {f} fails its checksum: the cache is corrupt; delete {shard.name} and rerun `interp record`.")
+
+    def _check_hook(self, hook: str) -> None:
+        if hook not in self.hooks:
+            raise InterpError(f"the cache at {self.path} has no {hook!r}; it holds {', '.join(self.hooks)}.")
+
+    # -- memmaps -------------------------------------------------------------------------------
+    def shard_tokens(self, i: int) -> np.ndarray:  # [n_windows, ctx] int32
+        s = self.shards[i]
+        return np.memmap(self._file(s, "tokens"), dtype=np.int32, mode="r", shape=(s.n_windows, self.context_size))
+
+    def shard_acts(self, i: int, hook: str) -> np.ndarray:  # [n_windows * ctx, d]
+        self._check_hook(hook)
+        s = self.shards[i]
+        return np.memmap(self._file(s, hook), dtype=self.dtype, mode="r", shape=(s.n_windows * self.context_size, self.hooks[hook]))
+
+    def tokens(self) -> torch.Tensor:  # [n_windows, ctx] int64
+        if not self.shards:
+            return torch.zeros(0, self.context_size, dtype=torch.long)
+        return torch.from_numpy(np.concatenate([np.asarray(self.shard_tokens(i)) for i in range(len(self.shards))]).astype(np.int64))
+
+    # -- streaming -----------------------------------------------------------------------------
+    def iter_windows(self, hooks: list[str], windows_per_batch: int = 32) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+        """In corpus order: (tokens [w, ctx] int64, {hook: acts [w, ctx, d] float32})."""
+        for h in hooks:
+            self._check_hook(h)
+        ctx = self.context_size
+        for i in range(len(self.shards)):
+            toks = self.shard_tokens(i)
+            acts = {h: self.shard_acts(i, h) for h in hooks}
+            for w0 in range(0, len(toks), windows_per_batch):
+                w1 = min(w0 + windows_per_batch, len(toks))
+                yield (
+                    torch.from_numpy(np.asarray(toks[w0:w1]).astype(np.int64)),
+                    {h: torch.from_numpy(np.array(a[w0 * ctx : w1 * ctx], dtype=np.float32)).view(w1 - w0, ctx, -1) for h, a in acts.items()},
+                )
+
+    def iter_batches(self, hooks: list[str], batch_size: int, seed: int = 0, start_step: int = 0, epochs: int | None = None) -> Iterator[dict[str, torch.Tensor]]:
+        """Shuffled token batches {hook: [batch_size, d] float32}, the same hooks' rows together.
+
+        Each epoch is one permutation of all tokens, drawn from (seed, epoch); `start_step` skips
+        exactly that many batches, so a resumed training run sees the batches it would have seen."""
+        for h in hooks:
+            self._check_hook(h)
+        n = self.n_tokens
+        if n < batch_size:
+            raise InterpError(f"the cache holds {n} tokens, fewer than one batch of {batch_size}; record more or use a smaller batch.")
+        per_epoch = n // batch_size
+        rows_per_shard = [s.n_windows * self.context_size for s in self.shards]
+        starts = np.cumsum([0] + rows_per_shard)
+        maps = {h: [self.shard_acts(i, h) for i in range(len(self.shards))] for h in hooks}
+        step = start_step
+        while epochs is None or step < epochs * per_epoch:
+            epoch, k = divmod(step, per_epoch)
+            g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            perm = torch.randperm(n, generator=g).numpy()
+            for k in range(k, per_epoch):
+                idx = perm[k * batch_size : (k + 1) * batch_size]
+                yield {h: _gather(m, starts, idx) for h, m in maps.items()}
+                step += 1
+                if epochs is not None and step >= epochs * per_epoch:
+                    return
+
+
+def _gather(maps: list[np.ndarray], starts: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+    """Rows `idx` (global token indices) from shards whose first rows are `starts`; order kept."""
+    out = np.empty((len(idx), maps[0].shape[1]), dtype=np.float32)
+    shard_of = np.searchsorted(starts, idx, side="right") - 1
+    for s in np.unique(shard_of):
+        sel = np.nonzero(shard_of == s)[0]
+        local = idx[sel] - starts[s]
+        order = np.argsort(local)  # sorted reads are kinder to the page cache
+        out[sel[order]] = maps[s][local[order]]
+    return torch.from_numpy(out)
+
+
+class CacheWriter:
+    """Append whole shards to a cache folder; resumes a folder written with the same settings."""
+
+    def __init__(self, path: str | Path, header: dict):
+        """`header`: model, hooks {name: {"d": int}}, dtype, context_size and any run settings.
+        A folder holding a different header is refused rather than mixed."""
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        mpath = self.path / MANIFEST
+        if mpath.exists():
+            old = ActivationCache(self.path)  # raises on damage
+            if old.manifest["header"] != header:
+                raise InterpError(f"{self.path} holds a recording with other settings; choose another --out or delete it.")
+            self.manifest = old.manifest
+        else:
+            self.manifest = {"format": FORMAT, "header": header, "shards": [], "complete": False, **_flat(header)}
+            write_json_atomic(mpath, self.manifest)
+        self._clear_orphans()
+
+    def _clear_orphans(self) -> None:
+        """Shard folders the manifest does not name are leftovers of a killed run."""
+        known = {s["name"] for s in self.manifest["shards"]}
+        for p in self.path.glob("shard_*"):
+            if p.name not in known:
+                shutil.rmtree(p, ignore_errors=True)
+
+    @property
+    def n_windows(self) -> int:
+        return sum(s["n_windows"] for s in self.manifest["shards"])
+
+    def write_shard(self, tokens: np.ndarray, acts: dict[str, np.ndarray]) -> None:
+        """tokens [w, ctx] int32; acts {hook: [w*ctx, d]} in the cache dtype."""
+        name = f"shard_{len(self.manifest['shards']):05d}"
+        tmp = self.path / (name + ".tmp")
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            crcs = {}
+            for what, arr in [("tokens", tokens), *acts.items()]:
+                f = tmp / f"{what}.bin"
+                data = np.ascontiguousarray(arr)
+                with open(f, "wb") as fh:
+                    fh.write(memoryview(data).cast("B"))
+                crcs[f.name] = zlib.crc32(memoryview(data).cast("B"))
+            os.replace(tmp, self.path / name)
+            self.manifest["shards"].append({"name": name, "n_windows": int(tokens.shape[0]), "crc32": crcs})
+            self.manifest["n_windows"] = self.n_windows
+            self.manifest["n_tokens"] = self.n_windows * self.manifest["context_size"]
+            write_json_atomic(self.path / MANIFEST, self.manifest)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if e.errno == errno.ENOSPC:
+                raise InterpError(f"the disk is full while writing {name} to {self.path}; the {len(self.manifest['shards'])} shards before it are intact: free space and rerun the same command to resume.") from None
+            raise
+
+    def finish(self, **extra) -> None:
+        self.manifest.update(extra, complete=True)
+        write_json_atomic(self.path / MANIFEST, self.manifest)
+
+
+def _flat(header: dict) -> dict:
+    """The manifest repeats the header's main facts at top level for readers and people."""
+    keys = ("model", "hooks", "dtype", "context_size", "source", "split")
+    return {k: header[k] for k in keys if k in header} | {"n_windows": 0, "n_tokens": 0}

@@ -1,0 +1,60 @@
+"""A shuffle buffer that feeds training straight from the model, with no disk cache.
+
+Windows are visited in a seeded random order, a block of them is run through the model (one
+forward pass for all hooks, stopped at the deepest), and the block's tokens are shuffled before
+they leave as batches. A batch thus mixes tokens from many documents, and the stream is a pure
+function of (seed, step): a resumed run restarts at its block and sees the same batches."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+from interp.errors import InterpError
+from interp.sites import hook_width, stop_layer
+
+
+def stream_activations(
+    model,
+    windows: torch.Tensor,  # [n_windows, ctx]
+    hooks: list[str],
+    batch_size: int = 4096,
+    block_batches: int = 8,
+    forward_batch: int = 8,
+    seed: int = 0,
+    start_step: int = 0,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield {hook: [batch_size, d] float32} forever (epoch after epoch over `windows`)."""
+    n, ctx = windows.shape
+    if batch_size % ctx:
+        raise InterpError(f"the batch size ({batch_size}) must be a multiple of the context size ({ctx}).")
+    block_windows = block_batches * batch_size // ctx
+    if n < block_windows:
+        raise InterpError(f"{n} windows of text are too few for a shuffle block of {block_windows}; give more tokens or a smaller batch.")
+    blocks_per_epoch = n // block_windows
+    widths = {h: hook_width(model, h) for h in hooks}
+    stop = stop_layer(hooks)
+    device = next(model.parameters()).device
+
+    block, skip = divmod(start_step, block_batches)
+    while True:
+        epoch, b = divmod(block, blocks_per_epoch)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        ids = order[b * block_windows : (b + 1) * block_windows]
+        acts = {h: torch.empty(block_windows * ctx, d) for h, d in widths.items()}
+        for f0 in range(0, block_windows, forward_batch):
+            f1 = min(f0 + forward_batch, block_windows)
+            rows = slice(f0 * ctx, f1 * ctx)
+
+            def keep(act, hook, rows=rows):
+                acts[hook.name][rows].copy_(act.reshape(f1 * ctx - f0 * ctx, -1))
+
+            with torch.inference_mode(), model.hooks(fwd_hooks=[(h, keep) for h in hooks]):
+                model(windows[ids[f0:f1]].to(device), stop_at_layer=stop)
+        perm = torch.randperm(block_windows * ctx, generator=torch.Generator().manual_seed(seed * 7_919 + block))
+        for k in range(skip, block_batches):
+            idx = perm[k * batch_size : (k + 1) * batch_size]
+            yield {h: a[idx] for h, a in acts.items()}
+        skip = 0
+        block += 1
