@@ -50,6 +50,7 @@ def fetch_text(name: str = "offline") -> Path:
         return final
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
+    work.chmod(0o755)  # mkdtemp makes it private; the corpus is not
     try:
         t0 = time.perf_counter()
         print(f"fetching the offline English corpus into {final}")

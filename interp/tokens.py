@@ -98,28 +98,6 @@ def token_windows(
     return _load(folder, meta, source, split, want)
 
 
-def iter_token_windows(
-    source: str,
-    tokenizer,
-    context_size: int = 128,
-    split: str = "train",
-    batch_windows: int = 64,
-    heldout_fraction: float = 0.05,
-) -> Iterator[torch.Tensor]:  # each [<= batch_windows, context_size] int64
-    """The same windows, made lazily and not cached: for streams too large to keep."""
-    _check(split, context_size, heldout_fraction)
-    builder = _Builder(tokenizer, context_size, heldout_fraction)
-    rest = np.empty((0, context_size), np.int32)  # windows made but not yet yielded
-    for batch in _doc_batches(iter_documents(source), lambda: 1 << 18):
-        made = builder.feed(batch)
-        rest = np.concatenate([rest] + [made[p] for p in PARTS if split in (p, "all")])
-        while len(rest) >= batch_windows:
-            yield torch.from_numpy(rest[:batch_windows].astype(np.int64))
-            rest = rest[batch_windows:]
-    if len(rest):
-        yield torch.from_numpy(rest.astype(np.int64))
-
-
 def cache_key(source: str, tokenizer, context_size: int, heldout_fraction: float) -> str:
     ident = {"format": CACHE_FORMAT, "source": source_fingerprint(source), "tokenizer": tokenizer_identity(tokenizer),
              "context_size": context_size, "heldout_fraction": heldout_fraction}
@@ -131,15 +109,20 @@ _IDENTITIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def tokenizer_identity(tokenizer) -> dict:
     """Name, size, specials and a hash of the whole vocabulary (computed once per tokenizer object)."""
-    known = _IDENTITIES.get(tokenizer) if _weakrefable(tokenizer) else None
+    try:
+        known = _IDENTITIES.get(tokenizer)
+    except TypeError:  # not weak-referenceable or not hashable: just compute it each time
+        known = None
     if known is not None and known["vocab_size"] == len(tokenizer):
         return known
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
     ident = {"name_or_path": str(getattr(tokenizer, "name_or_path", type(tokenizer).__name__)),
              "vocab_size": len(tokenizer), "specials": list(special_tokens(tokenizer)),
              "vocab_sha256": hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]}
-    if _weakrefable(tokenizer):
+    try:
         _IDENTITIES[tokenizer] = ident
+    except TypeError:
+        pass
     return ident
 
 
@@ -174,17 +157,17 @@ def _build(folder: Path, meta: dict | None, source: str, tokenizer, context_size
                 "complete": False, "tails": {p: [] for p in PARTS}, "seconds": 0.0}
         folder.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
+        work.chmod(0o755)
     else:
         work = folder
     try:
         builder = _Builder(tokenizer, context_size, fraction, meta["tails"])
         share = {"train": 1 - fraction, "heldout": fraction, "all": 1.0}[split]
         new_tokens = docs_read = 0
-        files = {}
-        for p in PARTS:
-            files[p] = open(work / f"{p}.int32", "ab")
-            files[p].truncate(meta["windows"][p] * context_size * 4)  # drop what a killed extension left
+        files = {p: open(work / f"{p}.int32", "ab") for p in PARTS}
         with files["train"], files["heldout"]:
+            for p in PARTS:  # drop whatever a killed extension wrote after the last meta.json
+                files[p].truncate(meta["windows"][p] * context_size * 4)
             def budget() -> int:  # characters to tokenize next: about what is still missing
                 if want is None:
                     return 1 << 21
@@ -311,10 +294,3 @@ def _check(split: str, context_size: int, heldout_fraction: float) -> None:
     if not 0 <= heldout_fraction < 1:
         raise InterpError(f"the held-out fraction must be in [0, 1), not {heldout_fraction}.")
 
-
-def _weakrefable(obj) -> bool:
-    try:
-        weakref.ref(obj)
-        return True
-    except TypeError:
-        return False

@@ -1,0 +1,133 @@
+"""Recording throughput: one pass for L layers against a bare forward and against a pass per layer.
+
+    .venv/bin/python bench/record.py [--models gpt2-small,smollm2-135m] [--tokens 4096]
+
+For each model, on the same token windows in one run:
+  (a)  bare forward pass, stopped at the deepest recorded layer       tokens/s
+  (b)  recording all L layers' resid_post into the disk cache, one pass tokens/s
+  (c)  recording each layer in a pass of its own, into the disk cache:
+       (c-full) full forward passes (what run_with_cache per layer does)
+       (c-stop) each pass stopped at its layer (the cheapest per-layer way)
+and prints the ratios (b)/(a) (goal >= 0.9) and (b)/(c) (goal >= 0.8 L).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from interp.record import record  # noqa: E402
+from interp.sites import hook_name  # noqa: E402
+
+
+def gpt2_small_random():
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = HookedTransformerConfig(
+        n_layers=12, d_model=768, d_head=64, n_heads=12, d_mlp=3072, d_vocab=50257, n_ctx=1024,
+        act_fn="gelu_new", normalization_type="LNPre", model_name="gpt2-small-random", seed=0,
+    )
+    return HookedTransformer(cfg).eval()
+
+
+def load(name: str):
+    if name == "gpt2-small":
+        return gpt2_small_random()
+    from interp.models import load_model
+
+    return load_model(name, device="cpu")
+
+
+def windows_for(model, n_tokens: int, ctx: int) -> torch.Tensor:
+    try:
+        from interp.tokens import token_windows
+
+        w = token_windows("offline", model.tokenizer, context_size=ctx, max_tokens=n_tokens)
+    except Exception:  # a random-weight model may have no tokenizer: random ids measure the same work
+        w = torch.randint(0, model.cfg.d_vocab, (n_tokens // ctx, ctx), generator=torch.Generator().manual_seed(0))
+    return w[: n_tokens // ctx]
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path) -> dict:
+    model = load(name)
+    L = model.cfg.n_layers
+    w = windows_for(model, n_tokens, ctx)
+    n = w.numel()
+    hooks = [hook_name("resid_post", layer) for layer in range(L)]
+
+    def bare():
+        with torch.inference_mode():
+            for b in range(0, len(w), batch):
+                model(w[b : b + batch], stop_at_layer=L)
+
+    def one_pass():
+        record(model, w, hooks, tmp / "b", batch_size=batch, progress=False)
+
+    def per_layer(stop: bool):
+        def go():
+            for layer, h in enumerate(hooks):
+                out = tmp / f"c{layer}"
+                if stop:
+                    record(model, w, [h], out, batch_size=batch, progress=False)
+                else:  # the same recorder, but the whole model runs every time
+                    orig = model.forward
+
+                    def full(tokens, stop_at_layer=None, **kw):
+                        return orig(tokens, **kw)
+
+                    model.forward = full
+                    try:
+                        record(model, w, [h], out, batch_size=batch, progress=False)
+                    finally:
+                        model.forward = orig
+            return None
+
+        return go
+
+    bare()  # warm-up: allocator, thread pools
+    ta = min(timed(bare), timed(bare))
+    tb = timed(one_pass)
+    shutil.rmtree(tmp / "b")
+    tc_stop = timed(per_layer(True))
+    for p in tmp.glob("c*"):
+        shutil.rmtree(p)
+    tc_full = timed(per_layer(False))
+    for p in tmp.glob("c*"):
+        shutil.rmtree(p)
+    return {"model": name, "L": L, "tokens": n, "a": n / ta, "b": n / tb, "c_full": n / tc_full, "c_stop": n / tc_stop}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="gpt2-small,smollm2-135m")
+    ap.add_argument("--tokens", type=int, default=4096)
+    ap.add_argument("--context-size", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=8)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| model | L | tokens | (a) bare tok/s | (b) one pass tok/s | (c-full) tok/s | (c-stop) tok/s | (b)/(a) | (b)/(c-full) | (b)/(c-stop) | 0.8 L |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        with tempfile.TemporaryDirectory() as d:
+            r = bench_model(name, args.tokens, args.context_size, args.batch_size, Path(d))
+        print(f"| {r['model']} | {r['L']} | {r['tokens']} | {r['a']:,.0f} | {r['b']:,.0f} | {r['c_full']:,.0f} | {r['c_stop']:,.0f} "
+              f"| {r['b'] / r['a']:.2f} | {r['b'] / r['c_full']:.1f} | {r['b'] / r['c_stop']:.1f} | {0.8 * r['L']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
