@@ -30,7 +30,7 @@ def save_converted(model, folder: Path) -> None:
     save_file(state, str(folder / WEIGHTS))
     if model.tokenizer is not None:
         model.tokenizer.save_pretrained(str(folder))
-    cfg = model.cfg.to_dict()
+    cfg = dict(model.cfg.to_dict())  # to_dict hands back the live __dict__
     cfg["dtype"] = "float32"
     cfg.pop("device", None)
     cfg["tokenizer_name"] = None  # the tokenizer is in the folder; a Hub name would be looked up online

@@ -8,6 +8,7 @@ import os
 import urllib.error
 import urllib.request
 import warnings
+from contextlib import contextmanager
 
 import torch
 
@@ -55,9 +56,21 @@ def load_from_hub(name: str, device: torch.device, dtype: torch.dtype):
     online = hub_reachable()
     if not online and not in_hub_cache(official):
         raise InterpError(f"'{name}' needs the Hugging Face Hub, which is unreachable from here, and it is not in the local Hub cache; {OFFLINE_CHOICES}.")
-    # with only the cache to go on, tell transformers not to try the network
-    extra = {} if online else {"local_files_only": True}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _hub_offline(not online):
         warnings.simplefilter("ignore", DeprecationWarning)  # from_pretrained's notice about TransformerBridge
-        model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype, **extra)
+        model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype)
     return model.eval()
+
+
+@contextmanager
+def _hub_offline(offline: bool):
+    """With only the cache to go on, stop every Hub request (config, weights, tokenizer) from
+    trying the network. huggingface_hub reads HF_HUB_OFFLINE once, at import, into a constant."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = before or offline
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before

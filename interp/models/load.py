@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -15,23 +15,30 @@ from interp.models.fetch import OFFLINE_MODELS, fetch_model
 from interp.models.hf_folder import load_hf_folder
 from interp.models.hub import OFFLINE_CHOICES, load_from_hub, tl_official_name
 
-Loader = Callable[[torch.device, torch.dtype], "HookedTransformer"]  # noqa: F821
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
 
-# A folder's kind is told by the first marker file it holds. Models trained by this project
-# (issue 6) save their own marker: add (marker, loader) at the front of this list.
-FOLDER_KINDS: list[tuple[str, Callable[[Path, torch.device, torch.dtype], object]]] = [
+Loader = Callable[[torch.device, torch.dtype], "HookedTransformer"]
+
+# A folder's kind is told by the first of these marker files it holds. Models trained by this
+# project (issue 6) save their own marker: add (marker, loader) at the front of this list.
+FOLDER_KINDS: list[tuple[str, Callable[[Path, torch.device, torch.dtype], HookedTransformer]]] = [
     (CONVERTED_MARKER, load_converted),  # interp's converted form (what fetch_model writes)
     ("config.json", load_hf_folder),  # a Hugging Face save_pretrained folder
 ]
 
 
-def load_model(name_or_path: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | str = torch.float32):
+def load_model(
+    name_or_path: str | Path,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str = torch.float32,
+) -> HookedTransformer:
     """A HookedTransformer from a TransformerLens name (gpt2, ...), an offline model name
     (smollm2-135m, fetched on first use) or a local folder. `model.cfg.model_name` records the
-    name given (or the folder's name)."""
-    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    name given, or the folder's name."""
+    dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if not isinstance(dtype, torch.dtype):
-        raise InterpError(f"dtype must be a torch dtype such as float32 or bfloat16, not {dtype!r}.")
+        raise InterpError("dtype must be a torch dtype such as float32 or bfloat16.")
     loader, model_name = _loader_for(str(name_or_path))
     model = loader(pick_device(device), dtype)
     model.cfg.model_name = model_name
@@ -39,7 +46,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device | None = Non
 
 
 def _loader_for(name: str) -> tuple[Loader, str]:
-    """Decide what `name` is, and return the function that loads it plus the name to record."""
+    """What `name` is: the function that loads it, and the name to record."""
     path = Path(name).expanduser()
     for marker, load_folder in FOLDER_KINDS:
         if (path / marker).is_file():
@@ -49,7 +56,8 @@ def _loader_for(name: str) -> tuple[Loader, str]:
     if tl_official_name(name) is not None:
         return (lambda device, dtype: load_from_hub(name, device, dtype)), name
     if path.is_dir():
-        raise InterpError(f"{path} holds no model interp can read (no {' or '.join(m for m, _ in FOLDER_KINDS)}); give a folder written by save_pretrained.")
+        markers = " or ".join(m for m, _ in FOLDER_KINDS)
+        raise InterpError(f"{path} holds no model interp can read (no {markers}); give a folder written by save_pretrained.")
     raise InterpError(
         f"'{name}' is neither a folder nor a model name interp knows; give a TransformerLens name such as gpt2 "
         f"or gpt2-medium (needs the Hugging Face Hub), or {OFFLINE_CHOICES}."
