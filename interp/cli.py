@@ -13,6 +13,8 @@ from interp.errors import InterpError
 COMMANDS = [
     "fetch",
     "record",
+    "info",
+    "dashboard",
 ]
 
 
