@@ -151,14 +151,22 @@ class ActivationCache:
                     {h: torch.from_numpy(np.array(a[w0 * ctx : w1 * ctx], dtype=np.float32)).view(w1 - w0, ctx, -1) for h, a in acts.items()},
                 )
 
-    def iter_batches(self, hooks: list[str], batch_size: int, seed: int = 0, start_step: int = 0, epochs: int | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    def iter_batches(
+        self, hooks: list[str], batch_size: int, seed: int = 0, start_step: int = 0,
+        epochs: int | None = None, skip_bos: bool = False,
+    ) -> Iterator[dict[str, torch.Tensor]]:
         """Shuffled token batches {hook: [batch_size, d] float32}, the same hooks' rows together.
 
         Each epoch is one permutation of all tokens, drawn from (seed, epoch); `start_step` skips
-        exactly that many batches, so a resumed training run sees the batches it would have seen."""
+        exactly that many batches, so a resumed training run sees the batches it would have seen.
+        `skip_bos` leaves out each window's first position (the BOS token, whose activations are
+        outliers of another scale in most models)."""
         for h in hooks:
             self._check_hook(h)
-        n = self.n_tokens
+        rows = np.arange(self.n_tokens)
+        if skip_bos:
+            rows = rows[rows % self.context_size != 0]
+        n = len(rows)
         if n < batch_size:
             raise InterpError(f"the cache holds {n} tokens, fewer than one batch of {batch_size}; record more or use a smaller batch.")
         per_epoch = n // batch_size
@@ -169,7 +177,7 @@ class ActivationCache:
         while epochs is None or step < epochs * per_epoch:
             epoch, k = divmod(step, per_epoch)
             g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-            perm = torch.randperm(n, generator=g).numpy()
+            perm = rows[torch.randperm(n, generator=g).numpy()]
             for k in range(k, per_epoch):
                 idx = perm[k * batch_size : (k + 1) * batch_size]
                 yield {h: _gather(m, starts, idx) for h, m in maps.items()}

@@ -24,12 +24,15 @@ def stream_activations(
     forward_batch: int = 8,
     seed: int = 0,
     start_step: int = 0,
+    skip_bos: bool = False,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Yield {hook: [batch_size, d] float32} forever (epoch after epoch over `windows`)."""
+    """Yield {hook: [batch_size, d] float32} forever (epoch after epoch over `windows`).
+
+    `skip_bos` leaves out each window's first position (BOS), as ActivationCache.iter_batches does."""
     n, ctx = windows.shape
-    if batch_size % ctx:
-        raise InterpError(f"the batch size ({batch_size}) must be a multiple of the context size ({ctx}).")
-    block_windows = block_batches * batch_size // ctx
+    first = 1 if skip_bos else 0
+    per_window = ctx - first
+    block_windows = -(-block_batches * batch_size // per_window)  # a block's leftover tokens are dropped
     if n < block_windows:
         raise InterpError(f"{n} windows of text are too few for a shuffle block of {block_windows}; give more tokens or a smaller batch.")
     blocks_per_epoch = n // block_windows
@@ -52,7 +55,10 @@ def stream_activations(
 
             with torch.inference_mode(), model.hooks(fwd_hooks=[(h, keep) for h in hooks]):
                 model(windows[ids[f0:f1]].to(device), stop_at_layer=stop)
-        perm = torch.randperm(block_windows * ctx, generator=torch.Generator().manual_seed(seed * 7_919 + block))
+        if first:
+            keep_rows = (torch.arange(block_windows * ctx) % ctx) != 0
+            acts = {h: a[keep_rows] for h, a in acts.items()}
+        perm = torch.randperm(block_windows * per_window, generator=torch.Generator().manual_seed(seed * 7_919 + block))
         for k in range(skip, block_batches):
             idx = perm[k * batch_size : (k + 1) * batch_size]
             yield {h: a[idx] for h, a in acts.items()}

@@ -139,3 +139,11 @@ def test_killed_recording_keeps_whole_shards_and_resumes(tmp_path):
     for i in range(len(a.shards)):
         assert np.array_equal(a.shard_acts(i, h), b.shard_acts(i, h))
     a.verify()
+
+
+def test_cache_batches_can_skip_bos(tiny_model, tiny_windows, tmp_path):
+    cache = record(tiny_model, tiny_windows, HOOKS[:1], tmp_path / "a", progress=False)
+    rows = torch.cat([b[HOOKS[0]] for b in cache.iter_batches(HOOKS[:1], batch_size=50, epochs=1, skip_bos=True)])
+    assert len(rows) == (40 * 15 // 50) * 50
+    full = reference(tiny_model, tiny_windows, HOOKS[0]).view(40, 16, -1)
+    assert torch.cdist(rows, full[:, 0]).min() > 1e-3

@@ -30,3 +30,13 @@ def test_stream_resumes_at_any_step(tiny_model, tiny_windows):
     resumed = take(stream_activations(tiny_model, tiny_windows, HOOKS, batch_size=32, block_batches=4, seed=5, start_step=6), 5)
     for a, b in zip(full[6:], resumed):
         torch.testing.assert_close(a[HOOKS[0]], b[HOOKS[0]])
+
+
+def test_skip_bos_leaves_out_every_first_position(tiny_model, tiny_windows):
+    batches = take(stream_activations(tiny_model, tiny_windows, HOOKS, batch_size=30, block_batches=4, seed=0, skip_bos=True), 4)
+    got = torch.cat([b[HOOKS[0]] for b in batches])
+    _, cache = tiny_model.run_with_cache(tiny_windows, names_filter=HOOKS)
+    first = cache[HOOKS[0]][:, 0]  # [40, 32]
+    rest = cache[HOOKS[0]][:, 1:].reshape(-1, 32)
+    assert torch.cdist(got, first).min() > 1e-3  # no BOS row anywhere
+    assert torch.cdist(got, rest, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values.max() < 1e-4  # every row is a real non-BOS row
