@@ -14,6 +14,8 @@ COMMANDS = [
     "fetch",
     "record",
     "info",
+    "train-sae",
+    "eval-sae",
     "dashboard",
 ]
 
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"interp.commands.{name}").add_parser(sub)
+        importlib.import_module(f"interp.commands.{name.replace('-', '_')}").add_parser(sub)
     return parser
 
 
