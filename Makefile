@@ -26,8 +26,17 @@ fetch: setup
 	$(PY) -m interp fetch model smollm2-135m
 	$(PY) -m interp fetch text
 
+# The quickstart on the offline default model (SmolLM2-135M, 30 layers): record three layers in
+# one pass, train an SAE on the middle one from that cache, evaluate it, build its dashboards.
+DEMO := runs/demo
 demo: fetch
-	$(PY) -m interp record --model smollm2-135m --layers 0,7,15 --site resid_post --tokens 20000 --out runs/demo/acts
+	$(PY) -m interp record --model smollm2-135m --layers 5,10,15 --site resid_post --tokens 65536 --out $(DEMO)/acts
+	$(PY) -m interp info $(DEMO)/acts
+	$(PY) -m interp train-sae --activations $(DEMO)/acts --layer 15 --arch topk --k 32 --expansion 8 \
+		--tokens 524288 --batch-size 2048 --out $(DEMO)/sae
+	$(PY) -m interp eval-sae $(DEMO)/sae --tokens 8192
+	$(PY) -m interp dashboard $(DEMO)/sae --cache $(DEMO)/acts --features 0-199 --out $(DEMO)/dashboard
+	@echo "dashboard: file://$(abspath $(DEMO))/dashboard/index.html"
 
 test: fetch
 	$(PY) -m pytest -q

@@ -40,10 +40,9 @@ def window_contexts(
 
 
 def smallest_per_group(groups: torch.Tensor, keys: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Of entries (group, key), the m with the smallest keys in each group: (which [K], slot [K]),
-    `which` indexing the entries and `slot` their rank (0..m-1) within their group."""
-    by_key = torch.sort(keys, stable=True).indices
-    order = by_key[torch.sort(groups[by_key], stable=True).indices]  # by group, then key
+    """Of entries (group, key), keys in [0, 1), the m with the smallest keys in each group:
+    (which [K], slot [K]), `which` indexing the entries and `slot` their rank within their group."""
+    order = torch.sort(groups.double() + keys.double()).indices  # by group, then key
     g = groups[order]
     n = len(g)
     first = torch.ones(n, dtype=torch.bool)
@@ -66,6 +65,7 @@ class BandSampler:
         self.exp = torch.full((n_features,), NEVER, dtype=torch.int64)
         self.counts = torch.zeros(n_features, n_bins, dtype=torch.int64)
         self.keys = torch.full((G, per_bin), float("inf"))
+        self.thresh = torch.full((G,), float("inf"))  # largest key of each bin's keepers (inf: room left)
         self.store = {
             "value": torch.zeros(G, per_bin),
             "index": torch.full((G, per_bin), -1, dtype=torch.int64),  # global token index of the example
@@ -111,57 +111,54 @@ class BandSampler:
         self.keys[g, slot] = keys[which]
         for k, v in self.store.items():
             v[g, slot] = payload[k][which]
+        self.thresh[reset] = self.keys[reset].max(dim=1).values
 
     # -- one batch -----------------------------------------------------------------------------
-    def update(self, z: torch.Tensor, fmax: torch.Tensor, first_token: int) -> None:
+    def update(self, z: torch.Tensor, row: torch.Tensor, col: torch.Tensor, value: torch.Tensor, fmax: torch.Tensor, first_token: int) -> None:
         """z [w, ctx, F] activations of windows whose first token has global index `first_token`;
-        fmax [F] the max over everything seen so far, this batch included."""
+        (row, col, value) its entries > 0, row indexing z's tokens; fmax [F] the max so far, this
+        batch included."""
         self._grow(fmax)
-        w, ctx, F = z.shape
-        flat = z.reshape(w * ctx, F)
-        row, col = (flat > 0).nonzero(as_tuple=True)
         if len(row) == 0:
             return
-        value = flat[row, col]
-        width = torch.pow(2.0, self.exp[col].double())
-        bins = torch.floor(value.double() / width).long().clamp(0, self.n_bins - 1)
+        w, ctx, F = z.shape
+        m = self.m
+        bins = torch.floor(value.double() / torch.pow(2.0, self.exp[col].double())).long().clamp(0, self.n_bins - 1)
         group = col * self.n_bins + bins
         self.counts.view(-1).add_(torch.bincount(group, minlength=self.F * self.n_bins))
 
         key = torch.rand(len(row), generator=self.gen)
-        cand = key < self.keys.max(dim=1).values[group]  # a full bin takes only keys below its largest
-        row, col, value, group, key = row[cand], col[cand], value[cand], group[cand], key[cand]
-        if len(row) == 0:
+        cand = (key < self.thresh[group]).nonzero().flatten()  # a full bin takes only keys below its largest
+        if len(cand) == 0:
             return
-        touched = torch.unique(group)
-        old_slots = (touched.unsqueeze(1) * self.m + torch.arange(self.m)).flatten()
-        old_keys = self.keys.view(-1)[old_slots]
-        live = torch.isfinite(old_keys)
-        old_slots, old_keys = old_slots[live], old_keys[live]
-        n_old = len(old_slots)
-        all_groups = torch.cat([old_slots // self.m, group])
-        all_keys = torch.cat([old_keys, key])
-        which, slot = smallest_per_group(all_groups, all_keys, self.m)
-        # gather contexts only for the new entries that survived
-        new_sel = which[which >= n_old] - n_old
-        win, pos = row[new_sel] // ctx, row[new_sel] % ctx
-        start, acts = window_contexts(z, win, pos, col[new_sel], self.before, self.length)
-        new = {
-            "value": value[new_sel],
-            "index": first_token + row[new_sel],
-            "start": first_token + win * ctx + start,
-            "acts": acts.to(torch.float16),
-        }
-        old = {k: v.view(-1, *v.shape[2:])[old_slots] for k, v in self.store.items()}
-        g = all_groups[which]
-        from_old = which < n_old
-        self.keys[touched] = float("inf")
-        self.keys[g, slot] = all_keys[which]
-        for k, v in self.store.items():
-            vals = torch.empty((len(which), *v.shape[2:]), dtype=v.dtype)
-            vals[from_old] = old[k][which[from_old]]
-            vals[~from_old] = new[k]
-            v[g, slot] = vals
+        # this batch's m smallest keys per bin, as a dense [T, m] table beside the bins' keepers
+        which, rank = smallest_per_group(group[cand], key[cand], m)
+        cand = cand[which]
+        touched, t_of = torch.unique_consecutive(group[cand], return_inverse=True)
+        T = len(touched)
+        new_keys = torch.full((T, m), float("inf"))
+        new_keys[t_of, rank] = key[cand]
+        new_src = torch.full((T, m), -1, dtype=torch.int64)
+        new_src[t_of, rank] = cand
+        kv, ki = torch.cat([self.keys[touched], new_keys], 1).topk(m, dim=1, largest=False)  # the m survivors
+        # new survivors take the slots of the evicted keepers (pairing the i-th with the i-th)
+        kept_new = torch.zeros(T, 2 * m, dtype=torch.bool).scatter_(1, ki, torch.isfinite(kv))[:, m:]
+        evicted = torch.ones(T, 2 * m, dtype=torch.bool).scatter_(1, ki, False)[:, :m]
+        n_new = kept_new.sum(1)
+        ev_slot = torch.sort(evicted.to(torch.int8), dim=1, descending=True, stable=True).indices
+        new_col = torch.sort(kept_new.to(torch.int8), dim=1, descending=True, stable=True).indices
+        t, i = (torch.arange(m).unsqueeze(0) < n_new.unsqueeze(1)).nonzero(as_tuple=True)
+        g, slot, j = touched[t], ev_slot[t, i], new_col[t, i]
+        src = new_src[t, j]
+        self.keys[g, slot] = new_keys[t, j]
+        r, c = row[src], col[src]
+        win, pos = r // ctx, r % ctx
+        start, acts = window_contexts(z, win, pos, c, self.before, self.length)
+        self.store["value"][g, slot] = value[src]
+        self.store["index"][g, slot] = first_token + r
+        self.store["start"][g, slot] = first_token + win * ctx + start
+        self.store["acts"][g, slot] = acts.to(torch.float16)
+        self.thresh[touched] = self.keys[touched].max(dim=1).values
 
     # -- the end ---------------------------------------------------------------------------------
     def bands(self, fmax: torch.Tensor, n_bands: int) -> dict[str, torch.Tensor]:
@@ -170,7 +167,9 @@ class BandSampler:
         width = torch.where(self.exp == NEVER, 0.0, torch.pow(2.0, self.exp.double())).float()  # [F]
         top_bin = torch.where(width > 0, torch.floor(fmax / width.clamp(min=1e-30)).long().clamp(max=nb - 1), 0) + 1
         frac = torch.arange(n_bands + 1) / n_bands
-        edges_bin = torch.round(frac.unsqueeze(0) * top_bin.unsqueeze(1)).long()  # [F, n_bands + 1] bin edges
+        in_bins = torch.where(width > 0, fmax / width.clamp(min=1e-30), 0.0)  # the max, in bins
+        edges_bin = torch.round(frac.unsqueeze(0) * in_bins.unsqueeze(1)).long()  # [F, n_bands + 1]
+        edges_bin[:, -1] = top_bin  # the last band ends with the max's bin
         band_of_bin = (torch.arange(nb).unsqueeze(0).unsqueeze(2) >= edges_bin[:, None, 1:]).sum(-1)  # [F, nb]
         keys = self.keys.view(F, nb, m)
         out = {k: [] for k in self.FIELDS}
@@ -193,7 +192,9 @@ class BandSampler:
             res[k] = v.gather(2, idx)
         counts = torch.zeros(F, n_bands, dtype=torch.int64).scatter_add_(1, band_of_bin.clamp(max=n_bands - 1), self.counts)
         res["band_count"] = counts
-        res["band_edges"] = edges_bin.float() * width.unsqueeze(1)
+        edges = edges_bin.float() * width.unsqueeze(1)
+        edges[:, -1] = fmax  # nothing lies above the max: say so rather than name the bin's edge
+        res["band_edges"] = edges
         res["hist_count"] = self.counts
         res["hist_width"] = width
         return res

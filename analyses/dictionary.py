@@ -35,7 +35,7 @@ def sae_dictionary(sae) -> Dictionary:
     """An SAE object with .encode, .W_dec and .cfg (d_in, d_sae, hook_name, model_name)."""
     return Dictionary(
         encode=sae.encode,
-        W_dec=sae.W_dec.detach().float(),
+        W_dec=sae.W_dec.detach().float().cpu(),
         hook_name=sae.cfg.hook_name,
         model_name=getattr(sae.cfg, "model_name", "") or "",
     )

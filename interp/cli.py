@@ -17,6 +17,7 @@ COMMANDS = [
     "train-sae",
     "eval-sae",
     "dashboard",
+    "compare-layers",
 ]
 
 

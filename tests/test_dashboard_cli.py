@@ -46,6 +46,13 @@ def test_dashboard_command_writes_pages_for_the_chosen_features(tmp_path, capsys
     run = json.loads((out / "run.json").read_text())
     assert run["n_features"] == 6 and run["n_tokens"] == 32 * 31  # 32 windows, BOS left out
     assert (out / "stats" / "features.safetensors").exists()
+
+    # --tokens records the text itself (here every document, so that four files are enough)
+    out2 = tmp_path / "dash2"
+    assert main(["dashboard", str(tmp_path / "sae"), "--tokens", "256", "--text", str(text), "--split", "all",
+                 "--context-size", "32", "--model", str(tmp_path / "gpt"), "--features", "7", "--out", str(out2)]) == 0
+    assert (out2 / "acts" / "manifest.json").exists() and (out2 / "features" / "7.html").exists()
+    assert json.loads((out2 / "run.json").read_text())["n_tokens"] == 8 * 31
     for html in out.rglob("*.html"):  # every script and stylesheet is a local file
         assert 'src="http' not in html.read_text() and 'href="http' not in html.read_text()
 

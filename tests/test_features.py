@@ -245,3 +245,22 @@ def test_neuron_dashboard_from_a_recorded_cache(tiny_model, tiny_windows, tmp_pa
     ids, _ = decoder_neighbours(tiny_model.W_out[1].detach(), torch.arange(tiny_model.cfg.d_mlp), k=10)
     assert stats["neighbour_ids"].tolist() == ids.tolist()  # neighbours by W_out rows
     assert "Neuron 5" in (tmp_path / "out" / "features" / "5.html").read_text()
+
+
+def test_prompt_view_activations_do_not_depend_on_batching():
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from analyses.prompts import prompt_activations
+    from interp.tokenizers import gpt2_tokenizer
+
+    tok = gpt2_tokenizer()
+    cfg = HookedTransformerConfig(n_layers=2, d_model=32, d_head=8, n_heads=4, d_mlp=64, d_vocab=len(tok), n_ctx=64,
+                                  act_fn="gelu_new", normalization_type="LN", model_name="t", seed=0)
+    model = HookedTransformer(cfg).eval()
+    dic = neuron_dictionary(model, "blocks.1.mlp.hook_post")
+    prompts = ["short one", "a much longer prompt, with many more tokens in it than the first"]
+    together = prompt_activations(model, dic, prompts, tok, per_token=5)
+    alone = [prompt_activations(model, dic, [p], tok, per_token=5)[0] for p in prompts]
+    assert together == alone  # padding after a prompt cannot reach it through causal attention
+    assert together[0]["tokens"] == tok("short one")["input_ids"]  # BOS is run but not shown
+    assert all(len(a) <= 5 and all(v > 0 for _, v in a) for a in together[1]["acts"])

@@ -1,0 +1,192 @@
+"""The layer-depth comparison's reports: report.md (a table that states its sample sizes) and
+report.html (the same table and plotly figures, plotly's JavaScript embedded: opens offline).
+
+The headline figure is the one of CRATE-LM (Bai & Ma, arXiv 2410.16443): mean interpretability
+score against depth, neurons vs SAE features, with 95% bootstrap CI bands."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+KIND_NAMES = {"neurons": "neurons", "sae": "SAE features"}
+COLORS = {"neurons": "#1f77b4", "sae": "#d62728"}
+BANDS = {"neurons": "rgba(31,119,180,0.18)", "sae": "rgba(214,39,40,0.18)"}
+
+
+def write_reports(results: dict, out: str | Path) -> tuple[Path, Path]:
+    out = Path(out)
+    md, page = out / "report.md", out / "report.html"
+    md.write_text(markdown(results))
+    page.write_text(html_page(results))
+    return md, page
+
+
+# --- words and tables -----------------------------------------------------------------------
+
+def _num(x, digits: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _ci(mean, lo, hi) -> str:
+    return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
+
+
+def table(results: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["layer", "neurons: mean [95% CI]", "SAE features: mean [95% CI]", "SAE − neurons [95% CI]",
+            "scored (neurons / SAE)", "live neurons / all", "live SAE features / all", "EV", "CE recovered", "L0",
+            "dead SAE (train)"]
+    rows = []
+    for r in results["rows"]:
+        n, s, q, g = r["neurons"], r["sae"], r["sae_quality"], r["gap"]
+        rows.append([str(r["layer"]), _ci(n["mean_score"], *n["ci95"]), _ci(s["mean_score"], *s["ci95"]),
+                     _ci(g["mean"], g["lo"], g["hi"]), f"{n['n_scored']} / {s['n_scored']}",
+                     f"{n['n_live']} / {n['n_total']}", f"{s['n_live']} / {s['n_total']}",
+                     _num(q["explained_variance"]), _num(q["ce_loss_score"]), _num(q["l0"], 1),
+                     f"{100 * q['dead_fraction_train']:.1f}%"])
+    return head, rows
+
+
+def setup_text(results: dict) -> list[str]:
+    """Plain sentences: what was measured, on how much text, with what sample sizes."""
+    rows, st, c = results["rows"], results["settings"], results["settings"]["config"]
+    first = rows[0]
+    q, t = first["sae_quality"], first["text"]
+    sizes, tr = results["sample_sizes"], results["sae_training"]
+    n_text = (f"{sizes['scored_per_layer_and_kind'][0]} features of each kind at every layer" if sizes["equal"] else
+              f"UNEQUAL sample sizes across layers or kinds ({', '.join(map(str, sizes['scored_per_layer_and_kind']))}; "
+              f"{sizes['features_per_layer_asked']} asked): some dictionary had fewer live features")
+    lines = [
+        f"Model {results['model']}, site {results['site']}, layers {', '.join(map(str, results['layers']))}.",
+        f"Sample: {n_text}, drawn among live features (firing at least once on the train split) with a seed fixed by "
+        f"the run's seed ({c['seed']}) and the layer; dead features are excluded, and counted in the table.",
+        f"Text: explanations read from {t['n_train_tokens']:,} train tokens; every layer simulated on the same "
+        f"{t['n_heldout_tokens']:,} held-out tokens (windows of {st['context_size']} tokens, sha256 "
+        f"{t['heldout_tokens_sha256'][:12]}; the same {len(t['heldout_random_examples'])} random held-out examples for every feature).",
+        f"Score: the correlation of simulated with true activations over each feature's top and random held-out examples "
+        f"(Bills et al. 2023), explainer '{st['explainer']}', simulator '{st['simulator']}'. Means with 95% percentile "
+        f"bootstrap CIs ({sizes['n_boot']} resamples); the SAE − neurons gap resamples both groups.",
+        f"SAEs: {c['arch']}, d_in {q['d_in']}, d_sae {q['d_sae']}" + (f", k {q['k']}" if q["k"] else "")
+        + f", trained for {tr['steps']} steps of {tr['batch_size']} tokens ({tr['tokens']:,} tokens, lr {tr['lr']:g}); quality (EV, CE recovered, L0) on {q['n_eval_tokens']:,} held-out tokens, "
+        f"dead fraction = never firing on the train split.",
+    ]
+    if not results["same_heldout_text"]:
+        lines.append("WARNING: the layers were not all scored on the same held-out text.")
+    return lines
+
+
+def trend_text(results: dict) -> list[str]:
+    out = []
+    layers = results["layers"]
+    span = layers[-1] - layers[0] if len(layers) > 1 else 0
+    for kind, tr in results["trend_per_layer"].items():
+        if tr["slope"] is None or math.isnan(tr["slope"]):
+            continue
+        if tr["hi"] < 0:
+            verdict = "falls with depth"
+        elif tr["lo"] > 0:
+            verdict = "rises with depth"
+        else:
+            verdict = "shows no trend the CI can tell from zero"
+        out.append(f"{KIND_NAMES[kind]}: slope {tr['slope']:+.4f} per layer [95% CI {tr['lo']:+.4f}, {tr['hi']:+.4f}], "
+                   f"{tr['slope'] * span:+.3f} over layers {layers[0]}–{layers[-1]}: the score {verdict}.")
+    return out
+
+
+def markdown(results: dict) -> str:
+    head, rows = table(results)
+    lines = [f"# Neurons vs SAE features by depth: {results['model']}, {results['site']}", ""]
+    lines += [f"- {s}" for s in setup_text(results)]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["", "Trend of the mean score with depth (least squares over layers; CI resamples features within layers):", ""]
+    lines += [f"- {s}" for s in trend_text(results)]
+    lines += ["", f"Seconds: {results['seconds']}.", ""]
+    return "\n".join(lines)
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+def figures(results: dict) -> list:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows, x = results["rows"], results["layers"]
+    n = results["sample_sizes"]["scored_per_layer_and_kind"]
+    figs = []
+
+    head = go.Figure()
+    for kind in ("neurons", "sae"):
+        lo = [r[kind]["ci95"][0] for r in rows]
+        hi = [r[kind]["ci95"][1] for r in rows]
+        head.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself", fillcolor=BANDS[kind], line={"width": 0},
+                                  hoverinfo="skip", showlegend=False, name=f"{KIND_NAMES[kind]} 95% CI"))
+        head.add_trace(go.Scatter(x=x, y=[r[kind]["mean_score"] for r in rows], mode="lines+markers", name=KIND_NAMES[kind],
+                                  line={"color": COLORS[kind]},
+                                  customdata=[[r[kind]["ci95"][0], r[kind]["ci95"][1], r[kind]["n_scored"]] for r in rows],
+                                  hovertemplate="layer %{x}: %{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}], n=%{customdata[2]}"))
+    head.update_layout(title=f"Interpretability score vs depth: {results['model']} {results['site']} (n = {'/'.join(map(str, n))} per layer, 95% CI)",
+                       xaxis_title="layer", yaxis_title="mean score (simulation correlation)")
+    figs.append(head)
+
+    gap = go.Figure(go.Scatter(x=x, y=[r["gap"]["mean"] for r in rows], mode="lines+markers", line={"color": "#444"},
+                               error_y={"type": "data", "symmetric": False,
+                                        "array": [r["gap"]["hi"] - r["gap"]["mean"] for r in rows],
+                                        "arrayminus": [r["gap"]["mean"] - r["gap"]["lo"] for r in rows]}, name="SAE − neurons"))
+    gap.add_hline(y=0, line={"dash": "dot", "color": "#999"})
+    gap.update_layout(title="SAE features minus neurons (mean score, 95% CI)", xaxis_title="layer", yaxis_title="difference")
+    figs.append(gap)
+
+    dist = go.Figure()
+    for kind in ("neurons", "sae"):
+        xs = [r["layer"] for r in rows for _ in r[kind]["scores"]]
+        dist.add_trace(go.Box(x=xs, y=[v for r in rows for v in r[kind]["scores"]], name=KIND_NAMES[kind],
+                              marker={"color": COLORS[kind]}, boxpoints="all", jitter=0.4, pointpos=0))
+    dist.update_layout(boxmode="group", title="Per-feature scores by layer", xaxis_title="layer", yaxis_title="score")
+    figs.append(dist)
+
+    det = go.Figure()
+    for kind in ("neurons", "sae"):
+        det.add_trace(go.Scatter(x=x, y=[r[kind]["mean_detection_auroc"] for r in rows], mode="lines+markers",
+                                 name=KIND_NAMES[kind], line={"color": COLORS[kind]},
+                                 error_y={"type": "data", "symmetric": False,
+                                          "array": [_nz(r[kind]["detection_ci95"][1], r[kind]["mean_detection_auroc"]) for r in rows],
+                                          "arrayminus": [_nz(r[kind]["mean_detection_auroc"], r[kind]["detection_ci95"][0]) for r in rows]}))
+    det.update_layout(title="Detection AUROC vs depth (held-out firing vs silent contexts, 95% CI)", xaxis_title="layer", yaxis_title="AUROC")
+    figs.append(det)
+
+    quality = make_subplots(rows=1, cols=4, subplot_titles=("explained variance", "CE recovered", "L0", "dead fraction (train)"))
+    for i, key in enumerate(("explained_variance", "ce_loss_score", "l0", "dead_fraction_train")):
+        quality.add_trace(go.Scatter(x=x, y=[r["sae_quality"][key] for r in rows], mode="lines+markers", showlegend=False,
+                                     line={"color": COLORS["sae"]}), row=1, col=i + 1)
+    quality.update_layout(title="SAE quality by layer")
+    figs.append(quality)
+    return figs
+
+
+def _nz(a, b) -> float:
+    return 0.0 if a is None or b is None or math.isnan(a) or math.isnan(b) else a - b
+
+
+def html_page(results: dict) -> str:
+    from plotly.offline import get_plotlyjs
+
+    head, rows = table(results)
+    esc = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
+             f"<title>{esc(results['model'])} {esc(results['site'])}: neurons vs SAE features by depth</title>",
+             "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
+             "th{background:#f4f4f4}</style>",
+             f"<script>{get_plotlyjs()}</script></head><body>",
+             f"<h1>Neurons vs SAE features by depth: {esc(results['model'])}, {esc(results['site'])}</h1>"]
+    parts += [f"<p>{esc(s)}</p>" for s in setup_text(results)]
+    for fig in figures(results):
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
+    parts.append("<h2>Table</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
+    parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows]
+    parts.append("</table><h2>Trend with depth</h2>")
+    parts += [f"<p>{esc(s)}</p>" for s in trend_text(results)]
+    parts.append("<p>Per-feature explanations and scores: layers/L&lt;nn&gt;/{neurons,sae}/explanations.json.</p></body></html>")
+    return "\n".join(parts)

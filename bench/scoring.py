@@ -1,0 +1,109 @@
+"""Interpretability scoring throughput: features scored per second with the default (token)
+explainer, 100k held-out tokens.
+
+    .venv/bin/python bench/scoring.py [--tokens 100000] [--features 64,256,1024] [--d-sae 4096]
+
+Text: real GPT-2 tokens of the offline corpus (`token_windows("offline", gpt2_tokenizer())`),
+train and held-out splits, context 128. Activations: SYNTHETIC, made from those tokens so that
+features depend on the token and the one before it, like real early-layer features:
+x_t = E[tok_t] + 0.5 E'[tok_{t-1}] + 0.3 noise (d_in 256), encoded by a random ReLU SAE with
+`--d-sae` features and a bias that makes about 3% of them fire per token. The SAE's encode is
+part of the measured work, as it is for a real SAE.
+
+Printed, in one run:
+  (a) baseline: reading both splits' activations and encoding them, nothing else (the floor
+      for any scorer that makes one pass per split);
+  (b) score_features for N features sampled among the live ones: wall time, features/s, and
+      the split into the train pass (all d_sae features' examples), the held-out pass (N
+      features), explaining, and simulating + scoring;
+  (c) the marginal cost of one more feature: (explain + simulate) / N."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analyses.dictionary import Dictionary  # noqa: E402
+from analyses.scoring import ScoringConfig, score_features  # noqa: E402
+from interp.tokenizers import gpt2_tokenizer  # noqa: E402
+from interp.tokens import token_windows  # noqa: E402
+
+HOOK = "blocks.0.hook_resid_post"
+
+
+def synthetic(windows: torch.Tensor, d_in: int, seed: int) -> torch.Tensor:  # [W, ctx, d_in]
+    g = torch.Generator().manual_seed(seed)
+    V = int(windows.max()) + 1
+    E = torch.randn(V, d_in, generator=torch.Generator().manual_seed(0))
+    E2 = torch.randn(V, d_in, generator=torch.Generator().manual_seed(1))
+    prev = torch.cat([windows[:, :1], windows[:, :-1]], 1)
+    return E[windows] + 0.5 * E2[prev] + 0.3 * torch.randn(*windows.shape, d_in, generator=g)
+
+
+def sae(d_in: int, d_sae: int) -> Dictionary:
+    g = torch.Generator().manual_seed(2)
+    W = torch.randn(d_in, d_sae, generator=g) / d_in**0.5
+    b = torch.full((d_sae,), -2.2)  # pre-activations are about N(0, 1.25): ~3% fire
+    return Dictionary(encode=lambda x: torch.relu(x @ W + b), W_dec=W.T.contiguous(), hook_name=HOOK)
+
+
+def batches(windows: torch.Tensor, acts: torch.Tensor, per: int = 32):
+    for i in range(0, len(windows), per):
+        yield windows[i : i + per], {HOOK: acts[i : i + per]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", type=int, default=100_000, help="tokens per split (train and held-out)")
+    ap.add_argument("--features", default="64,256,1024", help="numbers of features to score, one run each")
+    ap.add_argument("--d-in", type=int, default=256)
+    ap.add_argument("--d-sae", type=int, default=4096)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    tok = gpt2_tokenizer()
+    train = token_windows("offline", tok, context_size=128, split="train", max_tokens=args.tokens)
+    held = token_windows("offline", tok, context_size=128, split="heldout", max_tokens=args.tokens)
+    x_train, x_held = synthetic(train, args.d_in, 10), synthetic(held, args.d_in, 11)
+    dic = sae(args.d_in, args.d_sae)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; train {train.numel():,} tokens, "
+          f"held-out {held.numel():,} tokens (real GPT-2 tokens of the offline corpus), synthetic activations "
+          f"d_in {args.d_in}, SAE d_sae {args.d_sae}")
+
+    def read_only():
+        n = 0
+        for split_w, split_x in ((train, x_train), (held, x_held)):
+            for t, a in batches(split_w, split_x):
+                z = dic.encode(a[HOOK].reshape(-1, args.d_in))
+                n += int((z > 0).sum())
+        return n
+
+    read_only()  # warm-up
+    t0 = time.perf_counter()
+    fired = read_only()
+    base = time.perf_counter() - t0
+    density = fired / ((train.numel() + held.numel()) * args.d_sae)
+    print(f"(a) baseline, read + encode both splits: {base:.2f} s (feature density {density:.3f})")
+    print("| N features | wall s | features/s | train pass s | held-out pass s | explain s | simulate+score s | (c) ms/feature | mean score [95% CI] |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n in (int(x) for x in args.features.split(",")):
+        cfg = ScoringConfig(n_features=n)
+        t0 = time.perf_counter()
+        r = score_features(dic, batches(train, x_train), batches(held, x_held), cfg=cfg, tokenizer=tok)
+        wall = time.perf_counter() - t0
+        s = r.meta["seconds"]
+        per = (s["explain"] + s["simulate_and_score"]) / len(r.scores) * 1000
+        m, (lo, hi) = r.summary["mean_score"], r.summary["ci95"]
+        print(f"| {len(r.scores)} | {wall:.2f} | {len(r.scores) / wall:,.1f} | {s['train_pass_all']:.2f} | {s['heldout_pass_all']:.2f} "
+              f"| {s['explain']:.2f} | {s['simulate_and_score']:.2f} | {per:.2f} | {m:.3f} [{lo:.3f}, {hi:.3f}] |", flush=True)
+    best = r.scores[max(range(len(r.scores)), key=lambda i: r.scores[i].score)]
+    print(f"example: feature {best.feature} scores {best.score:.3f}: {best.explanation.text[:150]}")
+
+
+if __name__ == "__main__":
+    main()
