@@ -1,0 +1,118 @@
+"""Evaluate a saved SAE on a model and token windows: everything `interp eval-sae` writes to
+metrics.json. Streams over batches of windows and accumulates sums, so the numbers equal the
+pure functions of sae/metrics.py applied to all tokens at once."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from sae import metrics
+from sae.base import SAE
+from sae.errors import SAEError
+
+
+@torch.no_grad()
+def evaluate_sae(
+    sae: SAE, model: Any, token_windows: torch.Tensor, *, hook_name: str | None = None,
+    batch_size: int = 8, compute_losses: bool = True, dense_threshold: float = 0.1, progress: bool = False,
+) -> dict[str, Any]:
+    """Reconstruction, sparsity and (if compute_losses) CE/KL metrics of sae at hook_name
+    (default: the SAE's own) over token_windows [n_windows, context]."""
+    hook_name = hook_name or sae.cfg.hook_name
+    if not hook_name or hook_name not in model.hook_dict:
+        raise SAEError(f"the model has no hook {hook_name!r}; pass the hook the SAE was trained on.")
+    if token_windows.ndim != 2 or len(token_windows) == 0:
+        raise SAEError(f"token_windows must be a non-empty [n_windows, context] tensor, got {tuple(token_windows.shape)}.")
+    dev = next(model.parameters()).device
+    acc = _Sums(sae.cfg.d_in, sae.cfg.d_sae)
+    batches = range(0, len(token_windows), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+        batches = tqdm(batches, unit="batch", desc="eval")
+    for i in batches:
+        tokens = token_windows[i:i + batch_size].to(dev)
+        seen: dict[str, torch.Tensor] = {}
+
+        def grab(act: torch.Tensor, hook: Any) -> None:
+            seen["x"] = act.detach().clone()
+
+        clean_logits, ce_clean = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, grab)])
+        x = seen["x"]
+        x_flat = x.flatten(-2) if x.shape[-1] != sae.cfg.d_in and x.ndim == 4 else x
+        x_rows = x_flat.reshape(-1, sae.cfg.d_in).to(sae.W_dec.device, sae.W_dec.dtype)
+        z = sae.encode(x_rows)
+        x_hat = sae.decode(z)
+        acc.add(x_rows, x_hat, z)
+        if compute_losses:
+            hook = metrics.splice_hook(sae, x_hat.to(x.device))
+            sae_logits, ce_sae = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, hook)])
+            zero_logits, ce_zero = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, metrics._zero_hook)])
+            acc.add_losses(len(tokens), float(ce_clean), float(ce_sae), float(ce_zero),
+                           metrics._kl(clean_logits, sae_logits).sum(), metrics._kl(clean_logits, zero_logits).sum(),
+                           clean_logits.shape[0] * clean_logits.shape[1])
+    out = acc.result(dense_threshold)
+    out.update({"hook_name": hook_name, "model_name": sae.cfg.model_name, "architecture": sae.cfg.architecture,
+                "d_in": sae.cfg.d_in, "d_sae": sae.cfg.d_sae, "k": sae.cfg.k, "n_windows": len(token_windows)})
+    return out
+
+
+class _Sums:
+    """Running sums in float64 (variance is a difference of large numbers)."""
+
+    def __init__(self, d_in: int, d_sae: int):
+        self.n = 0
+        self.sum_x = torch.zeros(d_in, dtype=torch.float64)
+        self.sum_sq = self.sse = self.l0 = self.cos = self.ratio = 0.0
+        self.fired = torch.zeros(d_sae, dtype=torch.float64)
+        self.windows = 0
+        self.ce = {"ce_loss_without_sae": 0.0, "ce_loss_with_sae": 0.0, "ce_loss_with_ablation": 0.0}
+        self.kl = {"kl_div_with_sae": 0.0, "kl_div_with_ablation": 0.0}
+        self.kl_tokens = 0
+
+    def add(self, x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor) -> None:
+        n = x.shape[0]
+        xd, hd = x.double().cpu(), x_hat.double().cpu()
+        self.n += n
+        self.sum_x += xd.sum(0)
+        self.sum_sq += float(xd.pow(2).sum())
+        self.sse += float((xd - hd).pow(2).sum())
+        self.l0 += float((z != 0).sum())
+        self.cos += metrics.cosine(xd, hd) * n
+        self.ratio += metrics.l2_ratio(xd, hd) * n
+        self.fired += (z != 0).sum(0).double().cpu()
+
+    def add_losses(self, n_windows: int, ce_clean: float, ce_sae: float, ce_zero: float,
+                   kl_sae: torch.Tensor, kl_zero: torch.Tensor, n_tokens: int) -> None:
+        # every window has the same length, so weighting each batch's mean CE by its window
+        # count gives the mean over all predicted tokens
+        self.windows += n_windows
+        for key, v in zip(self.ce, (ce_clean, ce_sae, ce_zero)):
+            self.ce[key] += v * n_windows
+        self.kl["kl_div_with_sae"] += float(kl_sae)
+        self.kl["kl_div_with_ablation"] += float(kl_zero)
+        self.kl_tokens += n_tokens
+
+    def result(self, dense_threshold: float) -> dict[str, Any]:
+        total_var = self.sum_sq - float((self.sum_x / self.n).pow(2).sum()) * self.n
+        ev = 1 - self.sse / total_var if total_var > 0 else math.nan
+        density = self.fired / self.n
+        out: dict[str, Any] = {
+            "n_tokens": self.n,
+            "l0": self.l0 / self.n,
+            "mse": self.sse / self.n,
+            "explained_variance": ev,
+            "fvu": 1 - ev,
+            "cosine": self.cos / self.n,
+            "l2_ratio": self.ratio / self.n,
+            "dead_fraction": metrics.dead_fraction(density),
+            "dense_fraction": metrics.dense_fraction(density, dense_threshold),
+            "feature_density_histogram": metrics.density_histogram(density),
+        }
+        if self.windows:
+            out.update({k: v / self.windows for k, v in self.ce.items()})
+            out.update({k: v / self.kl_tokens for k, v in self.kl.items()})
+            out.update(metrics.scores(out))
+        return out

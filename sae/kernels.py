@@ -1,0 +1,145 @@
+"""Training kernels: the SAE's gradients written out, so the trainer computes only what it uses.
+
+Both encoder kernels stand for  pre = (x - b_dec) @ W_enc + b_enc  (the equation in
+sae/base.py) and give gradients to W_enc, b_enc and b_dec only: x is data, so the [B, d_in]
+input gradient (a sixth of a dense step's FLOPs) is never formed. b_dec's gradient through the
+encoder is -(W_enc @ sum_b dpre[b]), a matrix-vector product.
+
+The TopK family's loss depends on pre only at the selected (token, latent) pairs, a few per
+token. `Bags` holds those pairs grouped by token and, sorted once per step, grouped by latent.
+Then every weight gradient is an embedding-bag *forward* over the other grouping: W_enc's row
+for latent s is sum over its tokens b of dpre[b, s] * (x - b_dec)[b], W_dec's row is sum of
+z[b, s] * dx_hat[b]. (PyTorch's own embedding_bag backward re-sorts 64-bit indices every call,
+which took more time than the rest of its work.) No [B, d_sae] tensor is made or zeroed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+# ---- dense (relu, jumprelu, and AuxK over the dead latents) --------------------------------
+
+
+class _DensePre(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, W_enc, b_enc, b_dec, pre):
+        xc = x - b_dec
+        ctx.save_for_backward(xc, W_enc)
+        return pre.clone() if pre is not None else torch.addmm(b_enc, xc, W_enc)
+
+    @staticmethod
+    def backward(ctx, g_pre):  # [B, n]
+        xc, W_enc = ctx.saved_tensors
+        g_W = g_pre.t().mm(xc).t()  # [d_in, n], laid out like W_enc (latent-major)
+        g_b_enc = g_pre.sum(0)
+        return None, g_W, g_b_enc, -W_enc.mv(g_b_enc), None
+
+
+def dense_pre(x: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor,
+              pre: torch.Tensor | None = None) -> torch.Tensor:
+    """pre-activations [B, n] with gradients to the parameters only (W_enc [d_in, n] may be a
+    column subset). Pass `pre` if it was already computed without grad to skip the matmul."""
+    return _DensePre.apply(x, W_enc, b_enc, b_dec, pre)
+
+
+# ---- sparse (topk, batchtopk) ----------------------------------------------------------------
+
+
+@dataclass
+class Bags:
+    """Selected (token, latent) pairs. Grouped by token: `idx` [B, k], or [n] with row b starting
+    at `offsets[b]`; `rows` [n] is the token of each flattened entry. Grouped by latent: entry
+    `perm[j]` of the flattened idx is the j-th, its token is `tokens[j]`, and latent s's entries
+    start at `latent_offsets[s]`."""
+    idx: torch.Tensor
+    offsets: torch.Tensor | None
+    rows: torch.Tensor
+    perm: torch.Tensor
+    tokens: torch.Tensor
+    latent_offsets: torch.Tensor
+
+    @classmethod
+    def build(cls, idx: torch.Tensor, d_sae: int, offsets: torch.Tensor | None = None) -> "Bags":
+        flat = idx.reshape(-1)
+        # a 32-bit stable sort is a few ms where the 64-bit one is a hundred
+        perm = torch.sort(flat.to(torch.int32), stable=True).indices
+        arange = torch.arange(idx.shape[0] if offsets is None else offsets.numel(), device=idx.device)
+        if offsets is None:
+            rows = arange.repeat_interleave(idx.shape[1])
+        else:
+            sizes = torch.diff(offsets, append=offsets.new_tensor([flat.numel()]))
+            rows = arange.repeat_interleave(sizes)
+        counts = torch.bincount(flat, minlength=d_sae)
+        return cls(idx, offsets, rows, perm, rows[perm], counts.cumsum(0) - counts)
+
+    def per_latent_sum(self, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """[d_sae, d]: row s = sum over pairs (b, s) of weights[b, j] * rows[b]."""
+        w = weights.reshape(-1)[self.perm]
+        return F.embedding_bag(self.tokens, rows, self.latent_offsets, per_sample_weights=w, mode="sum")
+
+    def per_token_sum(self, table: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """[B, d]: row b = sum over pairs (b, s) of weights[b, j] * table[s]."""
+        return F.embedding_bag(self.idx, table, self.offsets, per_sample_weights=weights, mode="sum")
+
+    def pair_dots(self, rows: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Like the flattened idx: rows[b] . table[s] for each pair (b, s)."""
+        flat_offsets = self.offsets
+        if flat_offsets is None:
+            flat_offsets = torch.arange(0, self.idx.numel(), self.idx.shape[1], device=self.idx.device)
+        try:  # the kernel behind embedding_bag's per-sample-weight gradient, called directly
+            return torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                rows, table, self.idx.reshape(-1), flat_offsets, self.rows, 0)
+        except (RuntimeError, AttributeError):  # a torch without that private op: go through autograd
+            with torch.enable_grad():
+                w = torch.ones(self.idx.numel(), dtype=rows.dtype, device=rows.device, requires_grad=True)
+                out = F.embedding_bag(self.idx.reshape(-1), table, flat_offsets, per_sample_weights=w, mode="sum")
+                return torch.autograd.grad(out, w, grad_outputs=rows)[0]
+
+
+class _SelectedPre(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, vals, bags, xc, W_enc, b_enc, b_dec):
+        ctx.bags = bags
+        ctx.save_for_backward(xc, W_enc)
+        return vals.clone()
+
+    @staticmethod
+    def backward(ctx, g):  # like vals
+        xc, W_enc = ctx.saved_tensors
+        bags: Bags = ctx.bags
+        g = g.contiguous()
+        g_W_encT = bags.per_latent_sum(xc, g)  # [d_sae, d_in]: W_enc's memory layout
+        g_b_enc = torch.zeros_like(W_enc[0]).index_add_(0, bags.idx.reshape(-1), g.reshape(-1))
+        return None, None, None, g_W_encT.t(), g_b_enc, -W_enc.mv(g_b_enc)
+
+
+def selected_pre(vals: torch.Tensor, bags: Bags, xc: torch.Tensor,
+                 W_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor) -> torch.Tensor:
+    """Attach gradients to pre-activations picked without grad: vals[b, j] = pre[b, idx[b, j]]
+    (or ragged, as bags.idx), where xc = x - b_dec was used to compute pre."""
+    return _SelectedPre.apply(vals, bags, xc, W_enc, b_enc, b_dec)
+
+
+class _SparseDecode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, acts, W_dec, bags):
+        ctx.bags = bags
+        ctx.save_for_backward(acts, W_dec)
+        return bags.per_token_sum(W_dec, acts)
+
+    @staticmethod
+    def backward(ctx, g_out):  # [B, d_in]
+        acts, W_dec = ctx.saved_tensors
+        bags: Bags = ctx.bags
+        g_out = g_out.contiguous()
+        g_W_dec = bags.per_latent_sum(g_out, acts) if ctx.needs_input_grad[1] else None
+        g_acts = bags.pair_dots(g_out, W_dec).reshape(acts.shape) if ctx.needs_input_grad[0] else None
+        return g_acts, g_W_dec, None
+
+
+def sparse_decode(acts: torch.Tensor, W_dec: torch.Tensor, bags: Bags) -> torch.Tensor:
+    """sum_j acts[b, j] * W_dec[idx[b, j]] -> [B, d_in] (no decoder bias)."""
+    return _SparseDecode.apply(acts, W_dec, bags)

@@ -1,0 +1,143 @@
+"""The training loop: one activation stream drives one or several SAEs, with checkpoints,
+resume, and a progress bar.
+
+The caller supplies the stream as a function `batches(start_step)` that yields batch number
+start_step first, then the following ones, the same ones on every call: that is what lets a
+killed run resume and end with the same weights as an uninterrupted one."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from sae.base import SAE
+from sae.checkpoint import checkpoint_steps, clear_checkpoints, read_checkpoint, write_checkpoint, write_json_atomic
+from sae.config import TrainConfig
+from sae.errors import SAEError, TrainingDiverged
+from sae.io import load_sae, save_sae
+from sae.trainer import Trainer
+
+BatchSource = Callable[[int], Iterable[torch.Tensor]]  # start_step -> batches [B, d_in]
+DictBatchSource = Callable[[int], Iterable[Mapping[str, torch.Tensor]]]  # -> {name: [B, d_in]}
+
+
+def train_sae(
+    sae: SAE, batches: BatchSource, cfg: TrainConfig, out_dir: str | Path,
+    *, resume: bool = True, progress: bool = True,
+) -> SAE:
+    """Train one SAE, checkpointing into out_dir and saving the SAE folder there; returns the
+    SAE as saved (reads raw activations; a batchtopk SAE comes back as its jumprelu form)."""
+    name = sae.cfg.hook_name or "sae"
+    dict_batches = lambda start: ({name: b} for b in batches(start))  # noqa: E731
+    return train_saes({name: sae}, dict_batches, cfg, {name: out_dir}, resume=resume, progress=progress)[name]
+
+
+def train_saes(
+    saes: Mapping[str, SAE], batches: DictBatchSource, cfg: TrainConfig | Mapping[str, TrainConfig],
+    out_dirs: Mapping[str, str | Path], *, resume: bool = True, progress: bool = True,
+) -> dict[str, SAE]:
+    """Train several SAEs on one stream of {name: [B, d_in]} batches (e.g. one per hook)."""
+    cfgs = {n: cfg[n] if isinstance(cfg, Mapping) else cfg for n in saes}
+    steps, every = _shared(cfgs, "steps"), _shared(cfgs, "checkpoint_every")
+    dirs = {n: Path(out_dirs[n]) for n in saes}
+    trainers = {n: Trainer(sae, cfgs[n], name=n) for n, sae in saes.items()}
+
+    start = _resume_step(dirs) if resume else None
+    if start is not None:
+        for n, tr in trainers.items():
+            tr.load_state(*read_checkpoint(dirs[n], start))
+    else:
+        start = 0
+        for d in dirs.values():  # a fresh run: checkpoints of an earlier one must not outrank ours
+            clear_checkpoints(d)
+        # the trainers draw from their own generators; seeding the global one too makes the
+        # run's saved RNG state (and anything else that draws from it) reproducible
+        torch.manual_seed(next(iter(cfgs.values())).seed)
+        _initialize(trainers, batches, max(c.init_batches for c in cfgs.values()))
+    last_saved = start
+
+    log_every = min(c.log_every for c in cfgs.values())
+    bar = tqdm(total=steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True)
+    step = start
+    try:
+        for batch in batches(start) if start < steps else ():
+            if step >= steps:
+                break
+            for n, tr in trainers.items():
+                if n not in batch:
+                    raise SAEError(f"the batch source gave no activations for {n!r} at step {step}.")
+                tr.step(batch[n])
+            step += 1
+            if step % every == 0 or step == steps:
+                _checkpoint(trainers, dirs, step)
+                last_saved = step
+            bar.update(1)
+            if step % log_every == 0 or step == steps:
+                bar.set_postfix_str(_postfix(trainers), refresh=False)
+    except TrainingDiverged as e:
+        where = f"step {last_saved} in {', '.join(map(str, dirs.values()))}" if last_saved else "none was written yet"
+        raise TrainingDiverged(f"{e}; stopped, last good checkpoint: {where}. Lower the learning rate or check the activations.") from None
+    finally:
+        bar.close()
+    if step < steps:
+        warnings.warn(f"the batch source ran out after {step} of {steps} steps; saving what was trained.")
+        if step != last_saved:
+            _checkpoint(trainers, dirs, step)
+    return {n: load_sae(dirs[n], device=tr.sae.W_dec.device) for n, tr in trainers.items()}
+
+
+def _shared(cfgs: Mapping[str, TrainConfig], field: str) -> int:
+    values = {getattr(c, field) for c in cfgs.values()}
+    if len(values) != 1:
+        raise SAEError(f"SAEs trained on one stream must share {field}; got {sorted(values)}.")
+    return values.pop()
+
+
+def _resume_step(dirs: Mapping[str, Path]) -> int | None:
+    found = {n: set(checkpoint_steps(d)) for n, d in dirs.items()}
+    if not any(found.values()):
+        return None
+    common = set.intersection(*found.values())
+    if not common:
+        raise SAEError(
+            "the output folders hold checkpoints of different steps (or some have none), so the SAEs "
+            "cannot resume together; delete the checkpoints folders or train with resume off."
+        )
+    return max(common)
+
+
+def _initialize(trainers: Mapping[str, Trainer], batches: DictBatchSource, n_batches: int) -> None:
+    samples: dict[str, list[torch.Tensor]] = {n: [] for n in trainers}
+    for i, batch in enumerate(batches(0)):
+        if i >= n_batches:
+            break
+        for n in trainers:
+            if n not in batch:
+                raise SAEError(f"the batch source gave no activations for {n!r}.")
+            samples[n].append(batch[n])
+    if not samples or not all(samples.values()):
+        raise SAEError("the batch source gave no batches; check the activation stream.")
+    for n, tr in trainers.items():
+        tr.initialize(torch.cat(samples[n]))
+
+
+def _checkpoint(trainers: Mapping[str, Trainer], dirs: Mapping[str, Path], step: int) -> None:
+    for n, tr in trainers.items():
+        tensors, meta = tr.state()
+        write_checkpoint(dirs[n], step, tensors, meta, keep=tr.cfg.keep_checkpoints)
+        save_sae(tr.sae, dirs[n])
+        write_json_atomic(dirs[n] / "train_state.json",
+                          {"step": step, "tokens": tr.tokens, "last": tr.last, "train_cfg": tr.cfg.to_dict()})
+
+
+def _postfix(trainers: Mapping[str, Trainer]) -> str:
+    def one(m: dict[str, float]) -> str:
+        return (f"loss={m.get('loss', 0):.4g} L0={m.get('l0', 0):.1f} "
+                f"EV={m.get('explained_variance', 0):.3f} dead={m.get('dead_fraction', 0):.2f}")
+    if len(trainers) == 1:
+        return one(next(iter(trainers.values())).last)
+    return " | ".join(f"{n}: {one(tr.last)}" for n, tr in trainers.items())

@@ -1,0 +1,170 @@
+"""One SAE's training state and its step: Adam with the schedules, the unit-norm decoder
+constraint, dead-latent tracking, and (de)serialisation of all of it for checkpoints.
+
+`Trainer.step(x)` takes one raw batch [B, d_in]; a loop (sae/loop.py) can drive several
+trainers from one activation stream."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from sae.base import SAE, StepContext
+from sae.config import SAEConfig, TrainConfig
+from sae.data_init import initial_b_dec, input_scale
+from sae.errors import SAEError, TrainingDiverged
+from sae.schedule import lr_at, sparsity_at
+
+
+def _adam(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Adam:
+    kw = dict(lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
+    try:  # one fused kernel per parameter where this torch has it (CPU since 2.4)
+        return torch.optim.Adam(params, fused=True, **kw)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, foreach=True, **kw)
+
+
+class Trainer:
+    def __init__(self, sae: SAE, cfg: TrainConfig, name: str = ""):
+        self.sae, self.cfg = sae, cfg
+        self.name = name or sae.cfg.hook_name or sae.name
+        self.step_count = 0
+        self.tokens = 0
+        sae.requires_grad_(True).train()
+        self.params = dict(sae.named_parameters())
+        self.opt = _adam(list(self.params.values()), cfg)
+        self.coefficient = cfg.sparsity_coefficient
+        if self.coefficient is None:
+            self.coefficient = sae.default_sparsity_coefficient
+        self.k_aux = cfg.k_aux if cfg.k_aux is not None else sae.cfg.d_in // 2
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        dev = sae.W_dec.device
+        self.tokens_since_fired = torch.zeros(sae.cfg.d_sae, dtype=torch.int64, device=dev)
+        self.last: dict[str, float] = {}
+
+    # ---- start ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def initialize(self, sample: torch.Tensor) -> None:
+        """Random weights, then the input scale and b_dec from raw activations sample [N, d_in]."""
+        sample = self._as_input(sample)
+        self.sae.init_weights(self.generator, self.cfg)
+        scale = input_scale(sample) if self.cfg.normalize_activations else 1.0
+        self.sae.cfg.activation_scale = scale
+        self.sae.b_dec.copy_(initial_b_dec(sample * scale, self.cfg.b_dec_init))
+
+    # ---- one step --------------------------------------------------------------------------
+    def step(self, x: torch.Tensor) -> dict[str, float]:
+        """One optimisation step on a raw batch x [B, d_in]; returns the batch's metrics."""
+        sae, cfg, step = self.sae, self.cfg, self.step_count
+        x = self._as_input(x)
+        if sae.cfg.activation_scale != 1.0:
+            x = x * sae.cfg.activation_scale
+        n = x.shape[0]
+        dead = self.tokens_since_fired >= cfg.dead_tokens
+        measure = (step + 1) % cfg.log_every == 0 or step + 1 >= cfg.steps or not self.last
+        ctx = StepContext(
+            sparsity_coefficient=sparsity_at(step, cfg, self.coefficient),
+            var_sum=(x - x.mean(0)).pow(2).sum(),
+            dead=dead if bool(dead.any()) else None,
+            k_aux=self.k_aux,
+            cfg=cfg,
+            measure=measure,
+            density=self.last["l0"] / sae.cfg.d_sae if "l0" in self.last else None,
+        )
+        out = sae.training_loss(x, ctx)
+        loss = float(out.loss.detach())
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"{self.name}: the loss became {loss} at step {step}")
+        self.opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if sae.unit_norm_decoder:
+            _remove_parallel_grad(sae.W_dec)
+        max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params.values(), max_norm))
+        if not math.isfinite(grad_norm):
+            raise TrainingDiverged(f"{self.name}: a gradient became {grad_norm} at step {step}")
+        lr = lr_at(step, cfg)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.step()
+        if sae.unit_norm_decoder:
+            with torch.no_grad():
+                sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        with torch.no_grad():
+            self.tokens_since_fired += n
+            self.tokens_since_fired.masked_fill_(out.fired, 0)
+        self.step_count += 1
+        self.tokens += n
+        self.last = {
+            "loss": loss,
+            "l0": float(out.active) / n if out.active is not None else self.last.get("l0", 0.0),
+            "explained_variance": 1.0 - float(out.sse) / max(float(ctx.var_sum), 1e-12),
+            "dead_fraction": float(dead.float().mean()),
+            "lr": lr,
+            **{k: float(v) for k, v in out.terms.items()},
+        }
+        return self.last
+
+    def _as_input(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.sae.cfg.d_in:
+            raise SAEError(
+                f"{self.name}: training batches must be [batch, d_in={self.sae.cfg.d_in}], got {tuple(x.shape)}."
+            )
+        return x.to(device=self.sae.W_dec.device, dtype=self.sae.W_dec.dtype)
+
+    # ---- checkpoints -----------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Everything a resumed run needs, as tensors (for safetensors) and JSON."""
+        t: dict[str, torch.Tensor] = {f"sae.{k}": v for k, v in self.sae.state_dict().items()}
+        names = {id(p): k for k, p in self.params.items()}
+        for p, st in self.opt.state.items():
+            for key, val in st.items():
+                t[f"adam.{names[id(p)]}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+        t["rng.torch"] = torch.get_rng_state()
+        t["rng.trainer"] = self.generator.get_state()
+        t["dead.tokens_since_fired"] = self.tokens_since_fired
+        meta = {
+            "name": self.name,
+            "tokens": self.tokens,
+            "sae_cfg": self.sae.cfg.to_dict(),
+            "train_cfg": self.cfg.to_dict(),
+            "last": self.last,
+        }
+        return t, meta
+
+    @torch.no_grad()
+    def load_state(self, t: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        saved = SAEConfig.from_dict(meta["sae_cfg"])
+        mine = self.sae.cfg
+        if (saved.architecture, saved.d_in, saved.d_sae, saved.k) != (mine.architecture, mine.d_in, mine.d_sae, mine.k):
+            raise SAEError(
+                f"{self.name}: the checkpoint holds a {saved.architecture} SAE {saved.d_in}->{saved.d_sae} (k={saved.k}), "
+                f"not the {mine.architecture} {mine.d_in}->{mine.d_sae} (k={mine.k}) asked for; "
+                "use another output folder or resume with the same settings."
+            )
+        mine.activation_scale = saved.activation_scale
+        for key, val in self.sae.state_dict(keep_vars=True).items():
+            val.copy_(t[f"sae.{key}"])
+        self.opt.state.clear()
+        for name, p in self.params.items():
+            st = {key.split(".")[-1]: v for key, v in t.items() if key.startswith(f"adam.{name}.")}
+            if st:
+                self.opt.state[p] = {
+                    k: (torch.empty_like(p).copy_(v) if v.shape == p.shape else v.clone()) for k, v in st.items()
+                }
+        torch.set_rng_state(t["rng.torch"])
+        self.generator.set_state(t["rng.trainer"])
+        self.tokens_since_fired.copy_(t["dead.tokens_since_fired"])
+        self.step_count = int(meta["step"])
+        self.tokens = int(meta["tokens"])
+        self.last = dict(meta.get("last", {}))
+
+
+@torch.no_grad()
+def _remove_parallel_grad(W_dec: torch.nn.Parameter) -> None:
+    """Keep only the part of each row's gradient tangent to the unit sphere (Gao et al.)."""
+    if W_dec.grad is not None:
+        g = W_dec.grad
+        g.sub_((g * W_dec).sum(1, keepdim=True) * W_dec)
