@@ -65,12 +65,12 @@ def auxk_loss(
     """Gao et al. eq. (2): the top k_aux dead latents, decoded without bias, predict the
     residual e = x - x_hat; normalised by e's variance so it stays O(1) as x_hat improves.
     Sparse like the main path (measured faster than dense products over the dead latents
-    even with half of them dead and k_aux = d_in / 2)."""
+    even with half of them dead and k_aux = d_in / 2), except for one step (see Bags.pair_dots)."""
     dead_idx = dead.nonzero().squeeze(1)
     k_aux = min(k_aux, dead_idx.numel())
     with torch.no_grad():
         vals, top = pre.index_select(1, dead_idx).topk(k_aux, dim=1, sorted=False)
-        bags = Bags.build(dead_idx[top], sae.cfg.d_sae)
+        bags = Bags.build(dead_idx[top], sae.cfg.d_sae, subset=dead_idx, local=top)
     a = selected_pre(vals, bags, xc, sae.W_enc, sae.b_enc, sae.b_dec).relu()
     e_hat = sparse_decode(a, sae.W_dec, bags)
     e = (x - x_hat).detach()
