@@ -18,9 +18,18 @@ from sae.errors import SAEError
 def evaluate_sae(
     sae: SAE, model: Any, token_windows: torch.Tensor, *, hook_name: str | None = None,
     batch_size: int = 8, compute_losses: bool = True, dense_threshold: float = 0.1, progress: bool = False,
+    skip_bos: bool | None = None,
 ) -> dict[str, Any]:
     """Reconstruction, sparsity and (if compute_losses) CE/KL metrics of sae at hook_name
-    (default: the SAE's own) over token_windows [n_windows, context]."""
+    (default: the SAE's own) over token_windows [n_windows, context].
+
+    skip_bos (default: as the SAE was trained, cfg extra "skip_bos"): leave each window's first
+    position out of the reconstruction statistics, and pass its clean activation through both the
+    splice and the zero-ablation. An SAE trained without the BOS attention-sink outlier is then
+    judged on the tokens it was trained for, and ablation does not get credit for breaking BOS."""
+    if skip_bos is None:
+        skip_bos = bool(sae.cfg.extra.get("skip_bos", False))
+    first = 1 if skip_bos else 0
     hook_name = hook_name or sae.cfg.hook_name
     if not hook_name or hook_name not in model.hook_dict:
         raise SAEError(f"the model has no hook {hook_name!r}; pass the hook the SAE was trained on.")
@@ -42,21 +51,34 @@ def evaluate_sae(
         clean_logits, ce_clean = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, grab)])
         x = seen["x"]
         x_flat = x.flatten(-2) if x.shape[-1] != sae.cfg.d_in and x.ndim == 4 else x
-        x_rows = x_flat.reshape(-1, sae.cfg.d_in).to(sae.W_dec.device, sae.W_dec.dtype)
-        z = sae.encode(x_rows)
+        x_all = x_flat.reshape(x_flat.shape[0], x_flat.shape[1], sae.cfg.d_in).to(sae.W_dec.device, sae.W_dec.dtype)
+        z = sae.encode(x_all)
         x_hat = sae.decode(z)
-        acc.add(x_rows, x_hat, z)
+        if first:
+            x_hat[:, 0] = x_all[:, 0]
+        acc.add(x_all[:, first:].reshape(-1, sae.cfg.d_in), x_hat[:, first:].reshape(-1, sae.cfg.d_in),
+                z[:, first:].reshape(-1, sae.cfg.d_sae))
         if compute_losses:
             hook = metrics.splice_hook(sae, x_hat.to(x.device))
             sae_logits, ce_sae = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, hook)])
-            zero_logits, ce_zero = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, metrics._zero_hook)])
+            zero_logits, ce_zero = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, _zero_hook_from(first))])
             acc.add_losses(len(tokens), float(ce_clean), float(ce_sae), float(ce_zero),
                            metrics._kl(clean_logits, sae_logits).sum(), metrics._kl(clean_logits, zero_logits).sum(),
                            clean_logits.shape[0] * clean_logits.shape[1])
     out = acc.result(dense_threshold)
+    out["skip_bos"] = bool(first)
     out.update({"hook_name": hook_name, "model_name": sae.cfg.model_name, "architecture": sae.cfg.architecture,
                 "d_in": sae.cfg.d_in, "d_sae": sae.cfg.d_sae, "k": sae.cfg.k, "n_windows": len(token_windows)})
     return out
+
+
+def _zero_hook_from(first: int):
+    """Zero-ablation of every position from `first` on."""
+    def hook(act: torch.Tensor, hook: Any) -> torch.Tensor:
+        out = torch.zeros_like(act)
+        out[:, :first] = act[:, :first]
+        return out
+    return hook
 
 
 class _Sums:

@@ -93,3 +93,27 @@ def test_evaluate_sae_equals_the_pure_functions_over_all_tokens(tiny_model, tiny
     for name in ("ce_loss_score", "kl_div_score", "ce_loss_with_sae", "ce_loss_without_sae", "ce_loss_with_ablation"):
         assert out[name] == pytest.approx(whole[name], rel=1e-5), name
     assert all(math.isfinite(out[k]) for k in ("ce_loss_score", "kl_div_score"))
+
+
+def test_evaluate_can_leave_bos_out_of_reconstruction_and_ablation():
+    import torch
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from sae import SAEConfig, create_sae, evaluate_sae
+
+    torch.manual_seed(0)
+    model = HookedTransformer(HookedTransformerConfig(n_layers=2, d_model=16, d_head=4, n_heads=4, d_mlp=32,
+                                                      d_vocab=50, n_ctx=16, act_fn="relu", normalization_type="LN")).eval()
+    sae = create_sae(SAEConfig("topk", d_in=16, d_sae=64, k=4, hook_name="blocks.0.hook_resid_post"))
+    tokens = torch.randint(0, 50, (6, 12))
+    full = evaluate_sae(sae, model, tokens, skip_bos=False)
+    skip = evaluate_sae(sae, model, tokens, skip_bos=True)
+    assert full["n_tokens"] == 72 and skip["n_tokens"] == 66
+    # by hand: reconstruction statistics over positions 1.. only
+    _, cache = model.run_with_cache(tokens, names_filter=["blocks.0.hook_resid_post"])
+    x = cache["blocks.0.hook_resid_post"][:, 1:].reshape(-1, 16)
+    x_hat = sae(x)
+    ev = 1 - (x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+    assert abs(skip["explained_variance"] - float(ev)) < 1e-4
+    # the BOS position stays clean in the ablation, so ablating hurts less than ablating everything
+    assert skip["ce_loss_with_ablation"] != full["ce_loss_with_ablation"]
