@@ -10,7 +10,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # keep pip's warnings about absent local mirrors out of the way
 PIP    := $(PY) -m pip -q --no-input
 
-.PHONY: setup fetch demo test bench clean
+SAELENS_VENV ?= .venv-saelens
+.PHONY: setup fetch demo test bench clean saelens-env
 
 setup: $(VENV)/.installed
 
@@ -30,19 +31,24 @@ fetch: setup
 # one pass, train an SAE on the middle one from that cache, evaluate it, build its dashboards.
 DEMO := runs/demo
 demo: fetch
-	$(PY) -m interp record --model smollm2-135m --layers 5,10,15 --site resid_post --tokens 65536 --out $(DEMO)/acts
+	$(PY) -m interp record --model smollm2-135m --layers 5,10,15 --site resid_post --tokens 32768 --out $(DEMO)/acts
 	$(PY) -m interp info $(DEMO)/acts
 	$(PY) -m interp train-sae --activations $(DEMO)/acts --layer 15 --arch topk --k 32 --expansion 8 \
-		--tokens 524288 --batch-size 2048 --out $(DEMO)/sae
+		--tokens 614400 --batch-size 2048 --out $(DEMO)/sae
 	$(PY) -m interp eval-sae $(DEMO)/sae --tokens 8192
 	$(PY) -m interp dashboard $(DEMO)/sae --cache $(DEMO)/acts --features 0-199 --out $(DEMO)/dashboard
 	@echo "dashboard: file://$(abspath $(DEMO))/dashboard/index.html"
 
-test: fetch
-	$(PY) -m pytest -q
+# sae-lens lives in an overlay venv that sees $(VENV)'s torch and transformer-lens, for the
+# interop test (tests/test_saelens_interop.py) and the side-by-side benchmarks.
+saelens-env: setup
+	scripts/saelens_env.sh $(SAELENS_VENV) $(VENV)
+
+test: fetch saelens-env
+	INTERP_SAELENS_VENV=$(abspath $(SAELENS_VENV)) $(PY) -m pytest -q
 
 bench: setup
 	$(PY) bench/record.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(SAELENS_VENV) runs
