@@ -275,7 +275,10 @@ def score_layer(model, layer: int, hook: str, sae, train: ActivationCache, held:
     meta = results[names["sae"]].meta
     row["sae_quality"] = {
         "architecture": cfg.arch, "d_in": sae.cfg.d_in, "d_sae": sae.cfg.d_sae, "k": sae.cfg.k,
-        **{k: metrics.get(k) for k in ("explained_variance", "ce_loss_score", "l0", "dead_fraction", "kl_div_score",
+        # skip_bos: evaluate_sae leaves BOS out as the SAE was trained (its attention-sink outlier
+        # would dominate EV: 44x the typical norm at layer 28 of SmolLM2)
+        "explained_variance": metrics["explained_variance"], "l0": metrics["l0"], "skip_bos": metrics.get("skip_bos", False),
+        **{k: metrics.get(k) for k in ("ce_loss_score", "dead_fraction", "kl_div_score",
                                        "ce_loss_without_sae", "ce_loss_with_sae", "ce_loss_with_ablation")},
         "n_eval_tokens": metrics["n_tokens"],
         # never firing on the whole train split: a steadier dead count than the short evaluation's

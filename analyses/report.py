@@ -68,8 +68,10 @@ def setup_text(results: dict) -> list[str]:
         f"(Bills et al. 2023), explainer '{st['explainer']}', simulator '{st['simulator']}'. Means with 95% percentile "
         f"bootstrap CIs ({sizes['n_boot']} resamples); the SAE − neurons gap resamples both groups.",
         f"SAEs: {c['arch']}, d_in {q['d_in']}, d_sae {q['d_sae']}" + (f", k {q['k']}" if q["k"] else "")
-        + f", trained for {tr['steps']} steps of {tr['batch_size']} tokens ({tr['tokens']:,} tokens, lr {tr['lr']:g}); quality (EV, CE recovered, L0) on {q['n_eval_tokens']:,} held-out tokens, "
-        f"dead fraction = never firing on the train split.",
+        + f", trained for {tr['steps']} steps of {tr['batch_size']} tokens ({tr['tokens']:,} tokens, lr {tr['lr']:g}); "
+        f"quality (EV, CE recovered, L0) on {q['n_eval_tokens']:,} held-out tokens"
+        + (", each window's BOS position left out as in training" if q.get("skip_bos") else ", BOS positions included")
+        + "; dead fraction = never firing on the train split.",
     ]
     if not results["same_heldout_text"]:
         lines.append("WARNING: the layers were not all scored on the same held-out text.")
@@ -120,7 +122,7 @@ def figures(results: dict) -> list:
     for kind in ("neurons", "sae"):
         lo = [r[kind]["ci95"][0] for r in rows]
         hi = [r[kind]["ci95"][1] for r in rows]
-        head.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself", fillcolor=BANDS[kind], line={"width": 0},
+        head.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself", fillcolor=BANDS[kind], mode="lines", line={"width": 0},
                                   hoverinfo="skip", showlegend=False, name=f"{KIND_NAMES[kind]} 95% CI"))
         head.add_trace(go.Scatter(x=x, y=[r[kind]["mean_score"] for r in rows], mode="lines+markers", name=KIND_NAMES[kind],
                                   line={"color": COLORS[kind]},
@@ -161,7 +163,10 @@ def figures(results: dict) -> list:
         quality.add_trace(go.Scatter(x=x, y=[r["sae_quality"][key] for r in rows], mode="lines+markers", showlegend=False,
                                      line={"color": COLORS["sae"]}), row=1, col=i + 1)
     quality.update_layout(title="SAE quality by layer")
+    quality.update_xaxes(tickmode="array", tickvals=x, title_text="layer")
     figs.append(quality)
+    for fig in figs[:-1]:
+        fig.update_xaxes(tickmode="array", tickvals=x)
     return figs
 
 

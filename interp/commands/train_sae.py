@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from interp.sites import SITES
 
@@ -44,29 +43,17 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import sae as saelib
     from interp.runlog import write_run_json
+    from interp.sae_runs import check_architecture, new_saes, sae_dirs, train_config
 
     started = time.time()
-    if args.arch not in saelib.architecture_names():
-        from interp.errors import InterpError
-
-        raise InterpError(f"unknown architecture {args.arch!r}: choose one of {', '.join(saelib.architecture_names())}.")
+    check_architecture(args.arch)
     hooks, widths, batches, model_name, device = _source(args)
-    steps = max(1, args.tokens // args.batch_size)
-    tcfg = saelib.TrainConfig(steps=steps, checkpoint_every=min(args.checkpoint_every, steps), seed=args.seed)
-    if args.lr is not None:
-        tcfg.lr = args.lr
-    if args.sparsity_coefficient is not None:
-        tcfg.sparsity_coefficient = args.sparsity_coefficient
-    out = Path(args.out)
-    dirs = {h: out if len(hooks) == 1 else out / h for h in hooks}
-    saes = {}
-    for h in hooks:
-        k = args.k if args.arch in ("topk", "batchtopk") else None
-        cfg = saelib.SAEConfig(args.arch, d_in=widths[h], d_sae=args.expansion * widths[h], k=k, hook_name=h,
-                               model_name=model_name, device=str(device),
-                               extra={"context_size": args.context_size, "dataset": args.text if not args.activations else args.activations,
-                                      "skip_bos": not args.include_bos})
-        saes[h] = saelib.create_sae(cfg).to(device)
+    tcfg = train_config(args.tokens, args.batch_size, args.checkpoint_every, args.seed, args.lr, args.sparsity_coefficient)
+    steps = tcfg.steps
+    dirs = sae_dirs(args.out, hooks)
+    saes = new_saes(hooks, widths, args.arch, args.k, args.expansion, model_name, device,
+                    extra={"context_size": args.context_size, "dataset": args.text if not args.activations else args.activations,
+                           "skip_bos": not args.include_bos})
     print(f"training {len(hooks)} {args.arch} SAE(s) of {args.expansion}x on {model_name}: {', '.join(hooks)}; "
           f"{steps} steps of {args.batch_size} tokens")
     trained = saelib.train_saes(saes, batches, tcfg, dirs)
@@ -81,6 +68,7 @@ def _source(args):
     """(hooks, widths, batches(start) -> iterator of {hook: [B, d]}, model name, device)."""
     from interp.device import pick_device
     from interp.errors import InterpError
+    from interp.sae_runs import cache_batches
     from interp.sites import hook_name, parse_layers
 
     skip_bos = not args.include_bos
@@ -98,11 +86,7 @@ def _source(args):
                 raise InterpError(f"the cache at {args.activations} has no {missing[0]!r}; it holds {', '.join(cache.hooks)}.")
         args.context_size = cache.context_size
         device = pick_device(args.device)
-
-        def batches(start: int):
-            for b in cache.iter_batches(hooks, args.batch_size, seed=args.seed, start_step=start, skip_bos=skip_bos):
-                yield {h: x.to(device) for h, x in b.items()}
-
+        batches = cache_batches(cache, hooks, args.batch_size, args.seed, skip_bos, device)
         return hooks, {h: cache.hooks[h] for h in hooks}, batches, cache.model_name, device
 
     from interp.models import load_model
