@@ -28,7 +28,8 @@ fetch: setup
 	$(PY) -m interp fetch text
 
 # The quickstart on the offline default model (SmolLM2-135M, 30 layers): record three layers in
-# one pass, train an SAE on the middle one from that cache, evaluate it, build its dashboards.
+# one pass, train an SAE on the middle one from that cache, evaluate it, build its dashboards,
+# then a small neurons-vs-SAE-features depth comparison.
 DEMO := runs/demo
 demo: fetch
 	$(PY) -m interp record --model smollm2-135m --layers 5,10,15 --site resid_post --tokens 32768 --out $(DEMO)/acts
@@ -37,7 +38,11 @@ demo: fetch
 		--tokens 614400 --batch-size 2048 --out $(DEMO)/sae
 	$(PY) -m interp eval-sae $(DEMO)/sae --tokens 8192
 	$(PY) -m interp dashboard $(DEMO)/sae --cache $(DEMO)/acts --features 0-199 --out $(DEMO)/dashboard
+	$(PY) -m interp compare-layers --model smollm2-135m --layers 2,8,14 --site mlp_post --arch topk --k 16 \
+		--expansion 2 --tokens 16384 --heldout-tokens 8192 --sae-tokens 32768 --batch-size 512 --lr 2e-3 \
+		--eval-tokens 512 --features-per-layer 20 --out $(DEMO)/depth
 	@echo "dashboard: file://$(abspath $(DEMO))/dashboard/index.html"
+	@echo "depth report: file://$(abspath $(DEMO))/depth/report.html"
 
 # sae-lens lives in an overlay venv that sees $(VENV)'s torch and transformer-lens, for the
 # interop test (tests/test_saelens_interop.py) and the side-by-side benchmarks.

@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from analyses.dictionary import neuron_dictionary, sae_dictionary
@@ -77,7 +76,7 @@ def compare_layers(
     progress: bool = True,
 ) -> dict:
     """Neurons vs SAE features, layer by layer; writes `out` (see the module doc), returns results.json."""
-    from analyses.report import write_reports
+    from analyses.report import summarize, write_reports
 
     out = Path(out)
     started = time.perf_counter()
@@ -105,8 +104,11 @@ def compare_layers(
                                       tokenizer, explainer, simulator)
             log(f"layer {layer}: neurons {_fmt(done[layer]['neurons'])}, SAE features {_fmt(done[layer]['sae'])} "
                 f"({time.perf_counter() - t:.0f} s)")
-    seconds["total"] = round(time.perf_counter() - started, 1)
-    results = summarize(model.cfg.model_name, [done[layer] for layer in layers], settings, cfg, seconds)
+    seconds = _timings(out, seconds, [done[layer] for layer in layers], time.perf_counter() - started)
+    tcfg = sae_train_config(cfg, len(train_windows) * (train_windows.shape[1] - 1))
+    training = {"steps": tcfg.steps, "batch_size": cfg.sae_batch_size, "tokens": tcfg.steps * cfg.sae_batch_size,
+                "lr": tcfg.lr, "lr_warmup_steps": tcfg.lr_warmup_steps}
+    results = summarize(model.cfg.model_name, [done[layer] for layer in layers], settings, cfg, training, seconds)
     write_json_atomic(out / "results.json", results)
     write_reports(results, out)
     return results
@@ -293,53 +295,13 @@ def score_layer(model, layer: int, hook: str, sae, train: ActivationCache, held:
     return row
 
 
-# --- across layers -------------------------------------------------------------------------
-
-def summarize(model_name: str, rows: list[dict], settings: dict, cfg: DepthConfig, seconds: dict) -> dict:
-    """results.json: per-layer rows, the SAE-minus-neurons gap per layer, and the trend with depth."""
-    nb, seed = cfg.scoring.n_boot, cfg.seed
-    for row in rows:
-        row["gap"] = dict(zip(("mean", "lo", "hi"), diff_ci(row["neurons"]["scores"], row["sae"]["scores"], nb, seed)))
-    layers = [r["layer"] for r in rows]
-    trend = {kind: dict(zip(("slope", "lo", "hi"), slope_ci(layers, [r[kind]["scores"] for r in rows], nb, seed)))
-             for kind in KINDS}
-    sizes = sorted({r[kind]["n_scored"] for r in rows for kind in KINDS})
-    heldout = {r["text"]["heldout_tokens_sha256"] for r in rows}
-    tcfg = sae_train_config(cfg, settings["train_windows"] * (settings["context_size"] - 1))
-    return {
-        "sae_training": {"steps": tcfg.steps, "batch_size": cfg.sae_batch_size, "tokens": tcfg.steps * cfg.sae_batch_size,
-                         "lr": tcfg.lr, "lr_warmup_steps": tcfg.lr_warmup_steps},
-        "model": model_name, "site": cfg.site, "layers": layers, "rows": rows, "trend_per_layer": trend,
-        "sample_sizes": {"features_per_layer_asked": cfg.features_per_layer, "scored_per_layer_and_kind": sizes,
-                         "equal": len(sizes) == 1, "n_boot": nb},
-        "same_heldout_text": len(heldout) == 1, "settings": settings, "seconds": seconds,
-    }
-
-
-def diff_ci(a, b, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
-    """mean(b) - mean(a) and its percentile-bootstrap CI, resampling each group on its own."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if len(a) == 0 or len(b) == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    d = b[rng.integers(0, len(b), (n_boot, len(b)))].mean(1) - a[rng.integers(0, len(a), (n_boot, len(a)))].mean(1)
-    lo, hi = np.quantile(d, [alpha / 2, 1 - alpha / 2])
-    return float(b.mean() - a.mean()), float(lo), float(hi)
-
-
-def slope_ci(layers: list[int], scores: list, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
-    """Least-squares slope of the per-layer mean score against the layer index (score per layer),
-    with a percentile-bootstrap CI that resamples features within each layer."""
-    x = np.asarray(layers, dtype=np.float64)
-    if len(x) < 2 or any(len(s) == 0 for s in scores):
-        return float("nan"), float("nan"), float("nan")
-    xc = x - x.mean()
-    rng = np.random.default_rng(seed)
-    means = np.stack([np.asarray(s, dtype=np.float64)[rng.integers(0, len(s), (n_boot, len(s)))].mean(1) for s in scores], 1)
-    slopes = (means - means.mean(1, keepdims=True)) @ xc / (xc @ xc)  # [n_boot]
-    point = np.array([np.mean(s) for s in scores])
-    lo, hi = np.quantile(slopes, [alpha / 2, 1 - alpha / 2])
-    return float((point - point.mean()) @ xc / (xc @ xc)), float(lo), float(hi)
+def _timings(out: Path, now: dict, rows: list[dict], this_run: float) -> dict:
+    """Seconds by stage across runs: a rerun that skips the recording keeps the first run's time."""
+    path = out / "timings.json"
+    seconds = json.loads(path.read_text()) if path.exists() else {}
+    seconds.update(now)
+    write_json_atomic(path, seconds)
+    return {**seconds, "layers": round(sum(sum(r["seconds"].values()) for r in rows), 1), "this_run": round(this_run, 1)}
 
 
 def _device(model) -> torch.device:

@@ -1,4 +1,5 @@
-"""The layer-depth comparison's reports: report.md (a table that states its sample sizes) and
+"""The layer-depth comparison across layers: results.json (per layer, plus the SAE − neurons gap and the
+trend with depth, each with a bootstrap CI), report.md (a table that states its sample sizes) and
 report.html (the same table and plotly figures, plotly's JavaScript embedded: opens offline).
 
 The headline figure is the one of CRATE-LM (Bai & Ma, arXiv 2410.16443): mean interpretability
@@ -10,6 +11,9 @@ import html
 import math
 from pathlib import Path
 
+import numpy as np
+
+KINDS = ("neurons", "sae")
 KIND_NAMES = {"neurons": "neurons", "sae": "SAE features"}
 COLORS = {"neurons": "#1f77b4", "sae": "#d62728"}
 BANDS = {"neurons": "rgba(31,119,180,0.18)", "sae": "rgba(214,39,40,0.18)"}
@@ -21,6 +25,53 @@ def write_reports(results: dict, out: str | Path) -> tuple[Path, Path]:
     md.write_text(markdown(results))
     page.write_text(html_page(results))
     return md, page
+
+
+# --- across layers -------------------------------------------------------------------------
+
+def summarize(model_name: str, rows: list[dict], settings: dict, cfg, training: dict, seconds: dict) -> dict:
+    """results.json (`cfg` a DepthConfig): per-layer rows, the SAE-minus-neurons gap per layer, and the trend with depth."""
+    nb, seed = cfg.scoring.n_boot, cfg.seed
+    for row in rows:
+        row["gap"] = dict(zip(("mean", "lo", "hi"), diff_ci(row["neurons"]["scores"], row["sae"]["scores"], nb, seed)))
+    layers = [r["layer"] for r in rows]
+    trend = {kind: dict(zip(("slope", "lo", "hi"), slope_ci(layers, [r[kind]["scores"] for r in rows], nb, seed)))
+             for kind in KINDS}
+    sizes = sorted({r[kind]["n_scored"] for r in rows for kind in KINDS})
+    heldout = {r["text"]["heldout_tokens_sha256"] for r in rows}
+    return {
+        "sae_training": training,
+        "model": model_name, "site": cfg.site, "layers": layers, "rows": rows, "trend_per_layer": trend,
+        "sample_sizes": {"features_per_layer_asked": cfg.features_per_layer, "scored_per_layer_and_kind": sizes,
+                         "equal": len(sizes) == 1, "n_boot": nb},
+        "same_heldout_text": len(heldout) == 1, "settings": settings, "seconds": seconds,
+    }
+
+
+def diff_ci(a, b, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
+    """mean(b) - mean(a) and its percentile-bootstrap CI, resampling each group on its own."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) == 0 or len(b) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    d = b[rng.integers(0, len(b), (n_boot, len(b)))].mean(1) - a[rng.integers(0, len(a), (n_boot, len(a)))].mean(1)
+    lo, hi = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+    return float(b.mean() - a.mean()), float(lo), float(hi)
+
+
+def slope_ci(layers: list[int], scores: list, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Least-squares slope of the per-layer mean score against the layer index (score per layer),
+    with a percentile-bootstrap CI that resamples features within each layer."""
+    x = np.asarray(layers, dtype=np.float64)
+    if len(x) < 2 or any(len(s) == 0 for s in scores):
+        return float("nan"), float("nan"), float("nan")
+    xc = x - x.mean()
+    rng = np.random.default_rng(seed)
+    means = np.stack([np.asarray(s, dtype=np.float64)[rng.integers(0, len(s), (n_boot, len(s)))].mean(1) for s in scores], 1)
+    slopes = (means - means.mean(1, keepdims=True)) @ xc / (xc @ xc)  # [n_boot]
+    point = np.array([np.mean(s) for s in scores])
+    lo, hi = np.quantile(slopes, [alpha / 2, 1 - alpha / 2])
+    return float((point - point.mean()) @ xc / (xc @ xc)), float(lo), float(hi)
 
 
 # --- words and tables -----------------------------------------------------------------------
@@ -104,7 +155,11 @@ def markdown(results: dict) -> str:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", "Trend of the mean score with depth (least squares over layers; CI resamples features within layers):", ""]
     lines += [f"- {s}" for s in trend_text(results)]
-    lines += ["", f"Seconds: {results['seconds']}.", ""]
+    sec = results["seconds"]
+    names = {"record": "recording", "train_saes": "SAE training", "layers": "per-layer evaluation and scoring",
+             "this_run": "this invocation"}
+    lines += ["", "Seconds: " + ", ".join(f"{names[k]} {sec[k]:,.0f}" for k in names if k in sec)
+              + " (recording and training as measured when they ran).", ""]
     return "\n".join(lines)
 
 

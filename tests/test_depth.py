@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import analyses.depth as depth
-from analyses.depth import DepthConfig, compare_layers, diff_ci, slope_ci
+from analyses.depth import DepthConfig, compare_layers
+from analyses.report import diff_ci, slope_ci
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
 from interp.record import windows_sha256
