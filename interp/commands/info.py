@@ -45,15 +45,9 @@ def run(args) -> int:
 
 def _tokenizer(model_name: str):
     """The tokenizer of an offline model, to show text; None for other models (ids are enough)."""
-    from interp.models import is_fetched, offline_model_dir
+    from interp.models import OFFLINE_MODELS, is_fetched, offline_model_dir
     from interp.models.converted import _tokenizer as folder_tokenizer
 
-    if model_name in _offline_names() and is_fetched(model_name):
+    if model_name in OFFLINE_MODELS and is_fetched(model_name):
         return folder_tokenizer(offline_model_dir(model_name))
     return None
-
-
-def _offline_names():
-    from interp.models import OFFLINE_MODELS
-
-    return OFFLINE_MODELS

@@ -42,7 +42,6 @@ def run(args) -> int:
     layers = parse_layers(args.layers, model.cfg.n_layers)
     hooks = [hook_name(args.site, layer) for layer in layers]
     windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split=args.split, max_tokens=args.tokens)
-    windows = windows[: max(1, args.tokens // args.context_size)]
     cache = record(
         model, windows, hooks, args.out, batch_size=args.batch_size, dtype=args.dtype,
         header={"source": args.text, "split": args.split},
