@@ -2,7 +2,11 @@
 for, into the on-disk cache of interp/store.py.
 
 Hooks copy straight into preallocated shard buffers; a background thread writes the finished shard
-while the model runs on the next one, so the disk costs almost nothing next to the forward pass."""
+while the model runs on the next one, so the disk costs almost nothing next to the forward pass.
+
+Under torchrun the windows still fall into the same shards, and shard i is run and written by
+rank i % N; rank 0 names them all in the manifest at the end. The folder is then the one a
+single process writes, read by the same readers; a killed run resumes on any number of ranks."""
 
 from __future__ import annotations
 
@@ -15,9 +19,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from interp import distributed
 from interp.errors import InterpError
 from interp.sites import hook_width, stop_layer
-from interp.store import ActivationCache, CacheWriter
+from interp.store import ActivationCache, CacheWriter, shard_name
 
 SHARD_BYTES = 256 << 20  # target size of one shard across all its hooks
 
@@ -38,7 +43,8 @@ def record(
 ) -> ActivationCache:
     """Run `windows` through `model` and store every hook's activations in `out`.
 
-    A folder that already holds part of the same recording is resumed after its last whole shard."""
+    A folder that already holds part of the same recording is resumed: whole shards are kept.
+    Under torchrun every rank calls this with the same arguments (see the module's docstring)."""
     if windows.ndim != 2 or len(windows) == 0:
         raise InterpError("there are no token windows to record: the text source gave no tokens.")
     widths = {h: hook_width(model, h) for h in hooks}
@@ -53,20 +59,32 @@ def record(
         "tokens_sha256": windows_sha256(windows),
         **(header or {}),
     }
-    writer = CacheWriter(out, head)
+    main, rank, world = distributed.is_main(), distributed.rank(), distributed.world_size()
+    if main:  # creates or checks the manifest and tidies the folder before the others look
+        writer = CacheWriter(out, head)
+    distributed.barrier()
+    if not main:
+        writer = CacheWriter(out, head, owner=False)
     done = writer.n_windows
     bytes_per_window = ctx * (4 + sum(widths.values()) * np_dtype.itemsize)
     shard_windows = max(batch_size, (SHARD_BYTES // bytes_per_window) // batch_size * batch_size)
+    first = len(writer.manifest["shards"])
+    plan = [(first + j, s0, min(s0 + shard_windows, len(windows))) for j, s0 in enumerate(range(done, len(windows), shard_windows))]
+    waiting = writer.pending()  # whole shards of a killed run that the manifest does not name yet
+    mine = [(i, s0, s1) for i, s0, s1 in plan
+            if i % world == rank and _layout(waiting.get(shard_name(i))) != (s0, s1 - s0)]
     stop = stop_layer(hooks)
     device = next(model.parameters()).device
 
-    bar = tqdm(total=len(windows) * ctx, initial=done * ctx, unit="tok", unit_scale=True, desc="record", disable=not progress)
+    skipped = done if world == 1 else 0  # one process counts the whole recording, a rank its own part
+    todo = sum(s1 - s0 for _, s0, s1 in mine)
+    bar = tqdm(total=(skipped + todo) * ctx, initial=skipped * ctx, unit="tok", unit_scale=True, desc="record",
+               disable=not (progress and main))
     pool = ThreadPoolExecutor(max_workers=1)
     pending = None
     t0 = time.perf_counter()
     try:
-        for s0 in range(done, len(windows), shard_windows):
-            s1 = min(s0 + shard_windows, len(windows))
+        for index, s0, s1 in mine:
             bufs = {h: torch.empty((s1 - s0) * ctx, d, dtype=getattr(torch, np_dtype.name)) for h, d in widths.items()}
             for b0 in range(s0, s1, batch_size):
                 b1 = min(b0 + batch_size, s1)
@@ -78,14 +96,24 @@ def record(
             if pending is not None:
                 pending.result()  # at most one shard in flight: bounded memory, errors surface here
             tokens = windows[s0:s1].to(torch.int32).numpy()
-            pending = pool.submit(writer.write_shard, tokens, {h: b.numpy() for h, b in bufs.items()})
+            pending = pool.submit(writer.write_shard, tokens, {h: b.numpy() for h, b in bufs.items()}, index, s0)
         if pending is not None:
             pending.result()
     finally:
         pool.shutdown(wait=True)
         bar.close()
-    writer.finish(seconds=round(time.perf_counter() - t0, 3))
+    distributed.barrier()  # every rank's shards are in place
+    if main:
+        writer.adopt()
+        if writer.n_windows != len(windows):
+            raise InterpError(f"{out} holds {writer.n_windows} of {len(windows)} windows after recording: a shard is missing; rerun the same command.")
+        writer.finish(seconds=round(time.perf_counter() - t0, 3))
+    distributed.barrier()  # the manifest is final before any rank reads it
     return ActivationCache(out)
+
+
+def _layout(info: dict | None) -> tuple[int, int] | None:
+    return None if info is None else (info["first_window"], info["n_windows"])
 
 
 def _copy_into(buf: torch.Tensor, rows: slice):

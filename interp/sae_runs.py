@@ -55,10 +55,16 @@ def train_config(tokens: int, batch_size: int, checkpoint_every: int, seed: int,
 def cache_batches(cache: ActivationCache, hooks: list[str], batch_size: int, seed: int, skip_bos: bool,
                   device: torch.device | str) -> Callable[[int], Iterator[dict[str, torch.Tensor]]]:
     """batches(start_step) -> shuffled {hook: [batch_size, d]} from `cache`, the same ones on every
-    call (what a resumed training run needs); epochs repeat with new permutations."""
+    call (what a resumed training run needs); epochs repeat with new permutations. Under torchrun,
+    this rank's rows of each of those batches."""
+    from interp import distributed
+
+    rank, world = distributed.rank(), distributed.world_size()
+    if batch_size < world:
+        raise InterpError(f"a batch of {batch_size} tokens cannot be split over {world} ranks; use a larger --batch-size.")
 
     def batches(start: int):
-        for b in cache.iter_batches(hooks, batch_size, seed=seed, start_step=start, skip_bos=skip_bos):
+        for b in cache.iter_batches(hooks, batch_size, seed=seed, start_step=start, skip_bos=skip_bos, rank=rank, world=world):
             yield {h: x.to(device) for h, x in b.items()}
 
     return batches

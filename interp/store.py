@@ -5,6 +5,7 @@ Layout of a cache folder:
     manifest.json                    model, hooks and widths, dtype, context size, shards, totals
     shard_00000/tokens.bin           int32 [n_windows, context_size]: the text of every activation
     shard_00000/<hook_name>.bin      dtype [n_windows * context_size, d]: one row per token
+    shard_00000/shard.json           first window, n_windows, checksums (what the manifest copies)
 
 A shard becomes part of the cache only once its folder has been renamed into place AND the
 manifest naming it has been replaced atomically, so a killed run leaves only whole shards.
@@ -24,10 +25,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from interp.distributed import shard_range
 from interp.errors import InterpError
 
 FORMAT = "interp-activations/1"
 MANIFEST = "manifest.json"
+SHARD_INFO = "shard.json"  # in each shard folder: its first window, size and checksums
 
 
 def _crc(path: Path) -> int:
@@ -153,14 +156,16 @@ class ActivationCache:
 
     def iter_batches(
         self, hooks: list[str], batch_size: int, seed: int = 0, start_step: int = 0,
-        epochs: int | None = None, skip_bos: bool = False,
+        epochs: int | None = None, skip_bos: bool = False, rank: int = 0, world: int = 1,
     ) -> Iterator[dict[str, torch.Tensor]]:
         """Shuffled token batches {hook: [batch_size, d] float32}, the same hooks' rows together.
 
         Each epoch is one permutation of all tokens, drawn from (seed, epoch); `start_step` skips
         exactly that many batches, so a resumed training run sees the batches it would have seen.
         `skip_bos` leaves out each window's first position (the BOS token, whose activations are
-        outliers of another scale in most models)."""
+        outliers of another scale in most models). With `world` ranks, rank `rank` gets only its
+        contiguous part of each batch (interp.distributed.shard_range): the ranks' parts of batch
+        i together are batch i of one process, so the global batch size stays `batch_size`."""
         for h in hooks:
             self._check_hook(h)
         rows = np.arange(self.n_tokens)
@@ -170,6 +175,7 @@ class ActivationCache:
         if n < batch_size:
             raise InterpError(f"the cache holds {n} tokens, fewer than one batch of {batch_size}; record more or use a smaller batch.")
         per_epoch = n // batch_size
+        lo, hi = shard_range(batch_size, rank, world)
         rows_per_shard = [s.n_windows * self.context_size for s in self.shards]
         starts = np.cumsum([0] + rows_per_shard)
         maps = {h: [self.shard_acts(i, h) for i in range(len(self.shards))] for h in hooks}
@@ -179,7 +185,7 @@ class ActivationCache:
             g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
             perm = rows[torch.randperm(n, generator=g).numpy()]
             for k in range(k, per_epoch):
-                idx = perm[k * batch_size : (k + 1) * batch_size]
+                idx = perm[k * batch_size + lo : k * batch_size + hi]
                 yield {h: _gather(m, starts, idx) for h, m in maps.items()}
                 step += 1
                 if epochs is not None and step >= epochs * per_epoch:
@@ -199,12 +205,18 @@ def _gather(maps: list[np.ndarray], starts: np.ndarray, idx: np.ndarray) -> torc
 
 
 class CacheWriter:
-    """Append whole shards to a cache folder; resumes a folder written with the same settings."""
+    """Write whole shards to a cache folder; resumes a folder written with the same settings.
 
-    def __init__(self, path: str | Path, header: dict):
+    Each shard folder also holds shard.json (its first window, size and checksums), written
+    before the folder is renamed into place: a complete shard that the manifest does not name
+    yet (a run killed in between, or shards that other ranks wrote) is kept and adopted into the
+    manifest once the shards before it are there, rather than recomputed."""
+
+    def __init__(self, path: str | Path, header: dict, owner: bool = True):
         """`header`: model, hooks {name: {"d": int}}, dtype, context_size and any run settings.
-        A folder holding a different header is refused rather than mixed."""
-        self.path = Path(path)
+        A folder holding a different header is refused rather than mixed. Only the `owner`
+        (rank 0 under torchrun) writes the manifest; other writers only add shard folders."""
+        self.path, self.owner = Path(path), owner
         self.path.mkdir(parents=True, exist_ok=True)
         mpath = self.path / MANIFEST
         if mpath.exists():
@@ -212,25 +224,68 @@ class CacheWriter:
             if old.manifest["header"] != header:
                 raise InterpError(f"{self.path} holds a recording with other settings; choose another --out or delete it.")
             self.manifest = old.manifest
-        else:
+        elif owner:
             self.manifest = {"format": FORMAT, "header": header, "shards": [], "complete": False, **_flat(header)}
-            write_json_atomic(mpath, self.manifest)
-        self._clear_orphans()
-
-    def _clear_orphans(self) -> None:
-        """Shard folders the manifest does not name are leftovers of a killed run."""
-        known = {s["name"] for s in self.manifest["shards"]}
-        for p in self.path.glob("shard_*"):
-            if p.name not in known:
+            for p in self.path.glob("shard_*"):  # a new recording: nothing earlier belongs to it
                 shutil.rmtree(p, ignore_errors=True)
+            write_json_atomic(mpath, self.manifest)
+        else:
+            raise InterpError(f"{self.path} has no {MANIFEST} yet; rank 0 creates it first.")
+        if owner:
+            keep = {s["name"] for s in self.manifest["shards"]} | set(self.pending())
+            for p in self.path.glob("shard_*"):
+                if p.name not in keep:
+                    shutil.rmtree(p, ignore_errors=True)  # half-written leftovers of a killed run
+            self.adopt()
 
     @property
     def n_windows(self) -> int:
         return sum(s["n_windows"] for s in self.manifest["shards"])
 
-    def write_shard(self, tokens: np.ndarray, acts: dict[str, np.ndarray]) -> None:
-        """tokens [w, ctx] int32; acts {hook: [w*ctx, d]} in the cache dtype."""
-        name = f"shard_{len(self.manifest['shards']):05d}"
+    def pending(self) -> dict[str, dict]:
+        """Complete shard folders the manifest does not name yet: name -> shard.json."""
+        known = {s["name"] for s in self.manifest["shards"]}
+        out = {}
+        for p in sorted(self.path.glob("shard_*")):
+            if p.name in known or not (p / SHARD_INFO).exists():
+                continue
+            try:
+                info = json.loads((p / SHARD_INFO).read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if self._sizes_match(p, info.get("n_windows", -1)):
+                out[p.name] = info
+        return out
+
+    def _sizes_match(self, folder: Path, n_windows: int) -> bool:
+        ctx, item = self.manifest["context_size"], np.dtype(self.manifest["dtype"]).itemsize
+        want = {"tokens": n_windows * ctx * 4} | {h: n_windows * ctx * v["d"] * item for h, v in self.manifest["hooks"].items()}
+        return all((folder / f"{w}.bin").exists() and (folder / f"{w}.bin").stat().st_size == b for w, b in want.items())
+
+    def adopt(self) -> int:
+        """Name in the manifest every pending shard that continues it (the next index and the next
+        window), in order; returns how many."""
+        pending, added = self.pending(), 0
+        while (info := pending.get(shard_name(len(self.manifest["shards"])))) and info["first_window"] == self.n_windows:
+            self._append(info)
+            added += 1
+        if added:
+            write_json_atomic(self.path / MANIFEST, self.manifest)
+        return added
+
+    def _append(self, info: dict) -> None:
+        self.manifest["shards"].append({k: info[k] for k in ("name", "n_windows", "crc32")})
+        self.manifest["n_windows"] = self.n_windows
+        self.manifest["n_tokens"] = self.n_windows * self.manifest["context_size"]
+
+    def write_shard(self, tokens: np.ndarray, acts: dict[str, np.ndarray], index: int | None = None,
+                    first_window: int | None = None) -> None:
+        """tokens [w, ctx] int32; acts {hook: [w*ctx, d]} in the cache dtype. By default the shard
+        after the manifest's last, named in it at once; ranks writing out of order give `index`
+        and `first_window`, and rank 0 adopts their shards at the end."""
+        index = len(self.manifest["shards"]) if index is None else index
+        first_window = self.n_windows if first_window is None else first_window
+        name = shard_name(index)
         tmp = self.path / (name + ".tmp")
         try:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -242,20 +297,33 @@ class CacheWriter:
                 with open(f, "wb") as fh:
                     fh.write(memoryview(data).cast("B"))
                 crcs[f.name] = zlib.crc32(memoryview(data).cast("B"))
+            info = {"name": name, "n_windows": int(tokens.shape[0]), "first_window": int(first_window), "crc32": crcs}
+            write_json_atomic(tmp / SHARD_INFO, info)
+            shutil.rmtree(self.path / name, ignore_errors=True)  # a shard of an earlier plan
             os.replace(tmp, self.path / name)
-            self.manifest["shards"].append({"name": name, "n_windows": int(tokens.shape[0]), "crc32": crcs})
-            self.manifest["n_windows"] = self.n_windows
-            self.manifest["n_tokens"] = self.n_windows * self.manifest["context_size"]
-            write_json_atomic(self.path / MANIFEST, self.manifest)
+            if self.owner and index == len(self.manifest["shards"]) and first_window == self.n_windows:
+                self._append(info)
+                write_json_atomic(self.path / MANIFEST, self.manifest)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             if e.errno == errno.ENOSPC:
-                raise InterpError(f"the disk is full while writing {name} to {self.path}; the {len(self.manifest['shards'])} shards before it are intact: free space and rerun the same command to resume.") from None
+                raise InterpError(f"the disk is full while writing {name} to {self.path}; the shards written before it are intact: free space and rerun the same command to resume.") from None
             raise
 
     def finish(self, **extra) -> None:
+        """Adopt what other ranks wrote, mark the recording complete, drop unnamed leftovers."""
+        self.adopt()
         self.manifest.update(extra, complete=True)
         write_json_atomic(self.path / MANIFEST, self.manifest)
+        known = {s["name"] for s in self.manifest["shards"]}
+        for p in self.path.glob("shard_*"):
+            if p.name not in known:
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def shard_name(index: int) -> str:
+    """The folder of the shard at position `index` in the manifest."""
+    return f"shard_{index:05d}"
 
 
 def _flat(header: dict) -> dict:

@@ -3,7 +3,11 @@
 Windows are visited in a seeded random order, a block of them is run through the model (one
 forward pass for all hooks, stopped at the deepest), and the block's tokens are shuffled before
 they leave as batches. A batch thus mixes tokens from many documents, and the stream is a pure
-function of (seed, step): a resumed run restarts at its block and sees the same batches."""
+function of (seed, step): a resumed run restarts at its block and sees the same batches.
+
+Under torchrun, each rank runs the model on its own part of every block's windows; the ranks
+then gather the block, and each yields its own rows of every batch: together, the batches of
+one process, whatever the number of ranks."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Iterator
 
 import torch
 
+from interp import distributed
 from interp.errors import InterpError
 from interp.sites import hook_width, stop_layer
 
@@ -28,7 +33,8 @@ def stream_activations(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield {hook: [batch_size, d] float32} forever (epoch after epoch over `windows`).
 
-    `skip_bos` leaves out each window's first position (BOS), as ActivationCache.iter_batches does."""
+    `skip_bos` leaves out each window's first position (BOS), as ActivationCache.iter_batches does.
+    Under torchrun: this rank's rows of each batch (see the module's docstring)."""
     n, ctx = windows.shape
     first = 1 if skip_bos else 0
     per_window = ctx - first
@@ -39,15 +45,17 @@ def stream_activations(
     widths = {h: hook_width(model, h) for h in hooks}
     stop = stop_layer(hooks)
     device = next(model.parameters()).device
+    lo_w, hi_w = distributed.shard_range(block_windows)  # the windows of a block this rank runs
+    lo_b, hi_b = distributed.shard_range(batch_size)  # the rows of a batch it yields
 
     block, skip = divmod(start_step, block_batches)
     while True:
         epoch, b = divmod(block, blocks_per_epoch)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-        ids = order[b * block_windows : (b + 1) * block_windows]
-        acts = {h: torch.empty(block_windows * ctx, d) for h, d in widths.items()}
-        for f0 in range(0, block_windows, forward_batch):
-            f1 = min(f0 + forward_batch, block_windows)
+        ids = order[b * block_windows : (b + 1) * block_windows][lo_w:hi_w]
+        acts = {h: torch.empty(len(ids) * ctx, d) for h, d in widths.items()}
+        for f0 in range(0, len(ids), forward_batch):
+            f1 = min(f0 + forward_batch, len(ids))
             rows = slice(f0 * ctx, f1 * ctx)
 
             def keep(act, hook, rows=rows):
@@ -55,12 +63,13 @@ def stream_activations(
 
             with torch.inference_mode(), model.hooks(fwd_hooks=[(h, keep) for h in hooks]):
                 model(windows[ids[f0:f1]].to(device), stop_at_layer=stop)
+        acts = {h: distributed.all_gather_rows(a) for h, a in acts.items()}  # the whole block, on every rank
         if first:
             keep_rows = (torch.arange(block_windows * ctx) % ctx) != 0
             acts = {h: a[keep_rows] for h, a in acts.items()}
         perm = torch.randperm(block_windows * per_window, generator=torch.Generator().manual_seed(seed * 7_919 + block))
         for k in range(skip, block_batches):
-            idx = perm[k * batch_size : (k + 1) * batch_size]
+            idx = perm[k * batch_size + lo_b : k * batch_size + hi_b]
             yield {h: a[idx] for h, a in acts.items()}
         skip = 0
         block += 1

@@ -6,10 +6,16 @@
 
 Every architecture subclasses `SAE`, supplies `activation` (inference) and `training_loss`
 (its recipe), and registers itself by name in sae/registry.py.
+
+Data-parallel training (torchrun) splits each batch over ranks. `training_loss` then returns this
+rank's *share* of the whole batch's loss: sums over its rows divided by whole-batch quantities
+(`ctx.batch_tokens`, `ctx.centred_sq_sum`), so that the ranks' shares, and their gradients, add
+up to exactly what one process computes on the whole batch. In one process the share is the loss.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -30,6 +36,29 @@ class StepContext:
     cfg: TrainConfig = field(default_factory=TrainConfig)
     measure: bool = True  # count active latents (a full pass over dense latents: not every step)
     density: float | None = None  # active fraction of latents at the last count, if known
+    n_total: int = 0  # tokens in the whole batch, all ranks together (0: x is the whole batch)
+    reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None  # in place over ranks; None: one process
+
+    def batch_tokens(self, x: torch.Tensor) -> int:
+        """Rows of the whole batch that x [n, d] is this rank's part of."""
+        return self.n_total or x.shape[0]
+
+    def centred_sq_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """sum over the whole batch's rows of ||x - mean(x)||^2 (no gradient)."""
+        return spread(x.detach(), self.reduce)[1]
+
+
+def spread(x: torch.Tensor, reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None) -> tuple[int, torch.Tensor]:
+    """(rows, sum of ||x - mean(x)||^2) of x [n, d], over every rank's x when `reduce` sums over
+    ranks. One process keeps the direct formula; across ranks the sums of x and of ||x||^2 are
+    added in float64, where the cancellation in sum ||x||^2 - N ||mean||^2 costs nothing."""
+    if reduce is None:
+        return x.shape[0], (x - x.mean(0)).pow(2).sum()
+    xd = x.double()
+    packed = torch.cat([xd.new_tensor([x.shape[0]]), xd.sum(0), xd.pow(2).sum()[None]])
+    reduce(packed, "sum")
+    n, total, sq = packed[0], packed[1:-1], packed[-1]
+    return int(n), (sq - total.dot(total) / n).clamp_min(0).to(x.dtype)
 
 
 @dataclass

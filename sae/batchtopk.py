@@ -35,9 +35,13 @@ class BatchTopKSAE(SAE):
     def training_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
         with torch.no_grad():
             xc, pre = self.pre_into_buffer(x)
+            # across ranks each rank keeps the top k * (its rows): the batch is the rank's part
             vals, idx, offsets = batch_topk(pre, self.cfg.k)
-            if vals.numel():
-                self._update_threshold(vals.min())
+            smallest = vals.min() if vals.numel() else pre.new_tensor(float("inf"))
+            if ctx.reduce is not None:  # one threshold on every rank: the smallest kept anywhere
+                ctx.reduce(smallest, "min")
+            if vals.numel() if ctx.reduce is None else bool(torch.isfinite(smallest)):
+                self._update_threshold(smallest)
             bags = Bags.build(idx, self.cfg.d_sae, offsets)
         acts = selected_pre(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec).relu()
         x_hat = sparse_decode(acts, self.W_dec, bags) + self.b_dec

@@ -85,7 +85,12 @@ def clear_checkpoints(out_dir: Path) -> None:
         (d / f"{_name(step)}.safetensors").unlink(missing_ok=True)
 
 
-def read_checkpoint(out_dir: Path, step: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def checkpoint_paths(out_dir: Path, step: int) -> tuple[Path, Path]:
+    """(tensors .safetensors, meta .json) of the checkpoint at `step`."""
     d = Path(out_dir) / CHECKPOINT_DIR
-    meta = json.loads((d / f"{_name(step)}.json").read_text())
-    return read_safetensors(d / f"{_name(step)}.safetensors"), meta
+    return d / f"{_name(step)}.safetensors", d / f"{_name(step)}.json"
+
+
+def read_checkpoint(out_dir: Path, step: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, meta = checkpoint_paths(out_dir, step)
+    return read_safetensors(tensors), json.loads(meta.read_text())

@@ -60,7 +60,7 @@ class JumpReLUSAE(SAE):
 
     def training_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
         pre = dense_pre(x, self.W_enc, self.b_enc, self.b_dec)  # [B, d_sae]
-        n, coef = x.shape[0], ctx.sparsity_coefficient
+        n, coef = ctx.batch_tokens(x), ctx.sparsity_coefficient  # whole batch: this rank's share
         z = _JumpReLU.apply(pre, self.threshold, ctx.cfg.jumprelu_bandwidth, coef / n)
         x_hat = torch.addmm(self.b_dec, z, self.W_dec)
         sse = (x_hat - x).pow(2).sum()

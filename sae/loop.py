@@ -3,19 +3,31 @@ resume, and a progress bar.
 
 The caller supplies the stream as a function `batches(start_step)` that yields batch number
 start_step first, then the following ones, the same ones on every call: that is what lets a
-killed run resume and end with the same weights as an uninterrupted one."""
+killed run resume and end with the same weights as an uninterrupted one.
+
+Under torchrun (interp/distributed.py) every rank runs this loop, and `batches` yields this
+rank's rows of each batch (rank r of N: a disjoint part of the same global batch). Steps count
+global batches, so a checkpoint resumes on any number of ranks. Rank 0 alone writes
+checkpoints, the SAE folders and the progress bar; it alone reads a checkpoint, and sends it to
+the others, so other machines need not see its disk."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
+from safetensors.torch import load as load_safetensors
 from tqdm.auto import tqdm
 
+from interp import distributed
 from sae.base import SAE
-from sae.checkpoint import checkpoint_steps, clear_checkpoints, read_checkpoint, write_checkpoint, write_json_atomic
+from sae.checkpoint import (
+    checkpoint_paths, checkpoint_steps, clear_checkpoints, read_checkpoint, write_checkpoint, write_json_atomic,
+)
 from sae.config import TrainConfig
 from sae.errors import SAEError, TrainingDiverged
 from sae.io import load_sae, save_sae
@@ -40,19 +52,24 @@ def train_saes(
     saes: Mapping[str, SAE], batches: DictBatchSource, cfg: TrainConfig | Mapping[str, TrainConfig],
     out_dirs: Mapping[str, str | Path], *, resume: bool = True, progress: bool = True,
 ) -> dict[str, SAE]:
-    """Train several SAEs on one stream of {name: [B, d_in]} batches (e.g. one per hook)."""
+    """Train several SAEs on one stream of {name: [B, d_in]} batches (e.g. one per hook).
+
+    Returns the SAEs as saved; on ranks other than 0 of a distributed run, the trained modules
+    themselves (rank 0's folders may be on another machine)."""
     cfgs = {n: cfg[n] if isinstance(cfg, Mapping) else cfg for n in saes}
     steps, every = _shared(cfgs, "steps"), _shared(cfgs, "checkpoint_every")
     dirs = {n: Path(out_dirs[n]) for n in saes}
     trainers = {n: Trainer(sae, cfgs[n], name=n) for n, sae in saes.items()}
+    main = distributed.is_main()
 
-    start = _resume_step(dirs) if resume else None
-    if start is not None:
+    start = _resume_step(dirs) if resume and main else None
+    start = distributed.broadcast_int(-1 if start is None else start)
+    if start >= 0:
         for n, tr in trainers.items():
-            tr.load_state(*read_checkpoint(dirs[n], start))
+            tr.load_state(*_read_checkpoint_everywhere(dirs[n], start))
     else:
         start = 0
-        for d in dirs.values():  # a fresh run: checkpoints of an earlier one must not outrank ours
+        for d in dirs.values() if main else ():  # a fresh run: checkpoints of an earlier one must not outrank ours
             clear_checkpoints(d)
         # the trainers draw from their own generators; seeding the global one too makes the
         # run's saved RNG state (and anything else that draws from it) reproducible
@@ -61,7 +78,7 @@ def train_saes(
     last_saved = start
 
     log_every = min(c.log_every for c in cfgs.values())
-    bar = tqdm(total=steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=steps, initial=start, disable=not (progress and main), unit="step", dynamic_ncols=True)
     step = start
     try:
         for batch in batches(start) if start < steps else ():
@@ -73,7 +90,8 @@ def train_saes(
                 tr.step(batch[n])
             step += 1
             if step % every == 0 or step == steps:
-                _checkpoint(trainers, dirs, step)
+                if main:
+                    _checkpoint(trainers, dirs, step)
                 last_saved = step
             bar.update(1)
             if step % log_every == 0 or step == steps:
@@ -85,8 +103,11 @@ def train_saes(
         bar.close()
     if step < steps:
         warnings.warn(f"the batch source ran out after {step} of {steps} steps; saving what was trained.")
-        if step != last_saved:
+        if step != last_saved and main:
             _checkpoint(trainers, dirs, step)
+    distributed.barrier()  # the folders are complete before any rank returns
+    if not main:
+        return {n: tr.sae for n, tr in trainers.items()}
     return {n: load_sae(dirs[n], device=tr.sae.W_dec.device) for n, tr in trainers.items()}
 
 
@@ -110,15 +131,24 @@ def _resume_step(dirs: Mapping[str, Path]) -> int | None:
     return max(common)
 
 
+def _read_checkpoint_everywhere(out_dir: Path, step: int) -> tuple[dict[str, torch.Tensor], dict]:
+    """read_checkpoint on rank 0, its bytes sent to every other rank."""
+    if not distributed.is_distributed():
+        return read_checkpoint(out_dir, step)
+    paths = checkpoint_paths(out_dir, step)
+    tensors, meta = (distributed.broadcast_bytes(p.read_bytes() if distributed.is_main() else None) for p in paths)
+    return load_safetensors(tensors), json.loads(meta)
+
+
 def _initialize(trainers: Mapping[str, Trainer], batches: DictBatchSource, n_batches: int) -> None:
+    """The first batches set each SAE's input scale and b_dec. Across ranks, every rank gathers
+    the whole batches (rows in rank order: the batches one process would read)."""
     samples: dict[str, list[torch.Tensor]] = {n: [] for n in trainers}
-    for i, batch in enumerate(batches(0)):
-        if i >= n_batches:
-            break
+    for batch in itertools.islice(batches(0), n_batches):
         for n in trainers:
             if n not in batch:
                 raise SAEError(f"the batch source gave no activations for {n!r}.")
-            samples[n].append(batch[n])
+            samples[n].append(distributed.all_gather_rows(batch[n]))
     if not samples or not all(samples.values()):
         raise SAEError("the batch source gave no batches; check the activation stream.")
     for n, tr in trainers.items():

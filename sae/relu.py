@@ -50,7 +50,7 @@ class ReLUSAE(SAE):
     def training_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
         if ctx.density is not None and ctx.density < SPARSE_BELOW:
             return self._sparse_loss(x, ctx)
-        n = x.shape[0]
+        n = ctx.batch_tokens(x)  # sums over these rows divided by the whole batch's size: a share
         norms = self.W_dec.norm(dim=1)
         coef = ctx.sparsity_coefficient
         z = _ReLUEncode.apply(x, self.W_enc, self.b_enc, self.b_dec, (coef / n) * norms.detach())  # [B, d_sae]
@@ -69,11 +69,11 @@ class ReLUSAE(SAE):
     def _sparse_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
         """The same loss once latents are sparse: the positive pre-activations, found in one
         pass, go through the TopK family's kernels (ragged rows)."""
-        n, coef = x.shape[0], ctx.sparsity_coefficient
+        n, coef = ctx.batch_tokens(x), ctx.sparsity_coefficient
         with torch.no_grad():
             xc, pre = self.pre_into_buffer(x)
             rows, cols = (pre > 0).nonzero(as_tuple=True)  # grouped by token
-            counts = torch.bincount(rows, minlength=n)
+            counts = torch.bincount(rows, minlength=x.shape[0])
             bags = Bags.build(cols, self.cfg.d_sae, counts.cumsum(0) - counts)
             fired = torch.zeros(self.cfg.d_sae, dtype=torch.bool, device=x.device)
             fired[cols] = True

@@ -43,12 +43,13 @@ def topk_family_output(
     sae: SAE, x: torch.Tensor, x_hat: torch.Tensor, xc: torch.Tensor, pre: torch.Tensor,
     acts: torch.Tensor, bags: Bags, ctx: StepContext,
 ) -> StepOutput:
-    """Normalised MSE plus AuxK, and firing counts, shared by topk and batchtopk."""
+    """Normalised MSE plus AuxK, and firing counts, shared by topk and batchtopk (this rank's
+    share of each: ctx.var_sum and the batch size are the whole batch's)."""
     sse = (x_hat - x).pow(2).sum()
     loss = sse / ctx.var_sum.clamp_min(1e-12)
-    terms = {"mse": sse.detach() / x.shape[0]}
+    terms = {"mse": sse.detach() / ctx.batch_tokens(x)}
     if ctx.dead is not None and ctx.cfg.aux_coefficient > 0 and ctx.k_aux > 0:
-        aux = auxk_loss(sae, x, x_hat, xc, pre, ctx.dead, ctx.k_aux)
+        aux = auxk_loss(sae, x, x_hat, xc, pre, ctx.dead, ctx.k_aux, ctx)
         loss = loss + ctx.cfg.aux_coefficient * aux
         terms["auxk"] = aux.detach()
     with torch.no_grad():
@@ -60,7 +61,7 @@ def topk_family_output(
 
 def auxk_loss(
     sae: SAE, x: torch.Tensor, x_hat: torch.Tensor, xc: torch.Tensor, pre: torch.Tensor,
-    dead: torch.Tensor, k_aux: int,
+    dead: torch.Tensor, k_aux: int, ctx: StepContext | None = None,
 ) -> torch.Tensor:
     """Gao et al. eq. (2): the top k_aux dead latents, decoded without bias, predict the
     residual e = x - x_hat; normalised by e's variance so it stays O(1) as x_hat improves.
@@ -74,4 +75,5 @@ def auxk_loss(
     a = selected_pre(vals, bags, xc, sae.W_enc, sae.b_enc, sae.b_dec).relu()
     e_hat = sparse_decode(a, sae.W_dec, bags)
     e = (x - x_hat).detach()
-    return (e_hat - e).pow(2).sum() / (e - e.mean(0)).pow(2).sum().clamp_min(1e-12)
+    e_spread = ctx.centred_sq_sum(e) if ctx is not None else (e - e.mean(0)).pow(2).sum()  # whole batch's
+    return (e_hat - e).pow(2).sum() / e_spread.clamp_min(1e-12)

@@ -2,7 +2,16 @@
 constraint, dead-latent tracking, and (de)serialisation of all of it for checkpoints.
 
 `Trainer.step(x)` takes one raw batch [B, d_in]; a loop (sae/loop.py) can drive several
-trainers from one activation stream."""
+trainers from one activation stream.
+
+Under torchrun each rank steps on its own rows of the batch. The step's forward then goes
+through DistributedDataParallel, whose backward sums the ranks' gradients bucket by bucket
+while the rest of the backward still runs; the loss is each rank's share of the whole batch's
+(sae/base.py), so the sum is the whole batch's gradient. Everything after the backward (the
+decoder-norm projection, which is linear in the gradient, clipping, Adam) then sees identical
+gradients on every rank and keeps the weights identical without further communication. Two
+small all-reduces per step carry the rest: the batch's size and spread before the forward,
+the metrics and the latents that fired after it (so dead-latent counts are global)."""
 
 from __future__ import annotations
 
@@ -11,7 +20,8 @@ from typing import Any
 
 import torch
 
-from sae.base import SAE, StepContext
+from interp import distributed
+from sae.base import SAE, StepContext, StepOutput, spread
 from sae.config import SAEConfig, TrainConfig
 from sae.data_init import initial_b_dec, input_scale
 from sae.errors import SAEError, TrainingDiverged
@@ -43,16 +53,26 @@ class Trainer:
         dev = sae.W_dec.device
         self.tokens_since_fired = torch.zeros(sae.cfg.d_sae, dtype=torch.int64, device=dev)
         self.last: dict[str, float] = {}
+        self.reduce = distributed.all_reduce if distributed.is_distributed() else None
+        self.loss_fn = sae.training_loss
+        if self.reduce is not None:
+            self.loss_fn = distributed.data_parallel(_TrainingLoss(sae), gradients="sum", sync_buffers=False)
 
     # ---- start ---------------------------------------------------------------------------
     @torch.no_grad()
     def initialize(self, sample: torch.Tensor) -> None:
-        """Random weights, then the input scale and b_dec from raw activations sample [N, d_in]."""
+        """Random weights, then the input scale and b_dec from raw activations sample [N, d_in].
+        Across ranks every rank passes the same sample, and rank 0's result is copied to all."""
         sample = self._as_input(sample)
         self.sae.init_weights(self.generator, self.cfg)
         scale = input_scale(sample) if self.cfg.normalize_activations else 1.0
         self.sae.cfg.activation_scale = scale
         self.sae.b_dec.copy_(initial_b_dec(sample * scale, self.cfg.b_dec_init))
+        if self.reduce is not None:  # equal inputs, but the ranks' devices need not round alike
+            for t in self.sae.state_dict().values():
+                distributed.broadcast(t)
+            scale = torch.tensor([scale], dtype=torch.float64, device=self.sae.W_dec.device)
+            self.sae.cfg.activation_scale = float(distributed.broadcast(scale))
 
     # ---- one step --------------------------------------------------------------------------
     def step(self, x: torch.Tensor) -> dict[str, float]:
@@ -61,20 +81,25 @@ class Trainer:
         x = self._as_input(x)
         if sae.cfg.activation_scale != 1.0:
             x = x * sae.cfg.activation_scale
-        n = x.shape[0]
+        n, var_sum = spread(x, self.reduce)  # n: the whole batch's rows, all ranks together
         dead = self.tokens_since_fired >= cfg.dead_tokens
         measure = (step + 1) % cfg.log_every == 0 or step + 1 >= cfg.steps or not self.last
         ctx = StepContext(
             sparsity_coefficient=sparsity_at(step, cfg, self.coefficient),
-            var_sum=(x - x.mean(0)).pow(2).sum(),
+            var_sum=var_sum,
             dead=dead if bool(dead.any()) else None,
             k_aux=self.k_aux,
             cfg=cfg,
             measure=measure,
             density=self.last["l0"] / sae.cfg.d_sae if "l0" in self.last else None,
+            n_total=n,
+            reduce=self.reduce,
         )
-        out = sae.training_loss(x, ctx)
-        loss = float(out.loss.detach())
+        out = self.loss_fn(x, ctx)
+        if self.reduce is None:
+            loss = float(out.loss.detach())
+        else:
+            loss, out = self._summed_over_ranks(out)
         if not math.isfinite(loss):
             raise TrainingDiverged(f"{self.name}: the loss became {loss} at step {step}")
         self.opt.zero_grad(set_to_none=True)
@@ -106,6 +131,19 @@ class Trainer:
             **{k: float(v) for k, v in out.terms.items()},
         }
         return self.last
+
+    def _summed_over_ranks(self, out: StepOutput) -> tuple[float, StepOutput]:
+        """The whole batch's loss value, and `out` with its sums over all ranks (the loss tensor
+        stays this rank's, for its backward): one all-reduce in float64 (counts stay exact)."""
+        dev = out.sse.device
+        scalars = [out.loss.detach(), out.sse, out.active if out.active is not None else torch.zeros(()), *out.terms.values()]
+        packed = torch.cat([torch.stack([torch.as_tensor(v).to(dev, torch.float64).reshape(()) for v in scalars]),
+                            out.fired.to(torch.float64)])
+        distributed.all_reduce(packed)
+        loss, sse, active, *terms = packed[: len(scalars)]
+        fired = packed[len(scalars):] > 0
+        summed = StepOutput(out.loss, sse, fired, active if out.active is not None else None, dict(zip(out.terms, terms)))
+        return float(loss), summed
 
     def _as_input(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.sae.cfg.d_in:
@@ -160,6 +198,18 @@ class Trainer:
         self.step_count = int(meta["step"])
         self.tokens = int(meta["tokens"])
         self.last = dict(meta.get("last", {}))
+
+
+class _TrainingLoss(torch.nn.Module):
+    """sae.training_loss as a module's forward: DistributedDataParallel arms its gradient hooks
+    in forward, so the step must pass through one."""
+
+    def __init__(self, sae: SAE):
+        super().__init__()
+        self.sae = sae
+
+    def forward(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
+        return self.sae.training_loss(x, ctx)
 
 
 @torch.no_grad()

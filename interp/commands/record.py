@@ -13,7 +13,9 @@ def add_parser(sub) -> None:
         "record",
         help="record activations of many layers in one forward pass into a disk cache",
         description="Run text through a model once, stopped at the deepest layer asked for, and store every "
-        "requested hook point as memory-mapped shards with a manifest. Rerunning the same command resumes.",
+        "requested hook point as memory-mapped shards with a manifest. Rerunning the same command resumes. "
+        "Under `torchrun --nproc-per-node N -m interp record ...` the ranks record their share of the shards "
+        "into the same folder, and rank 0 writes one manifest (docs/distributed.md).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", default="smollm2-135m", help="model name (smollm2-135m, gpt2, ...) or a local folder")
@@ -31,6 +33,14 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from interp import distributed
+
+    with distributed.session(args.device) as device:
+        return _record(args, device)
+
+
+def _record(args, device) -> int:
+    from interp import distributed
     from interp.models import load_model
     from interp.record import record
     from interp.runlog import write_run_json
@@ -38,15 +48,19 @@ def run(args) -> int:
     from interp.tokens import token_windows
 
     started = time.time()
-    model = load_model(args.model, device=args.device)
+    with distributed.main_first():  # rank 0 fills the model and token caches; the others then read them
+        model = load_model(args.model, device=device)
     layers = parse_layers(args.layers, model.cfg.n_layers)
     hooks = [hook_name(args.site, layer) for layer in layers]
-    windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split=args.split, max_tokens=args.tokens)
+    with distributed.main_first():
+        windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split=args.split, max_tokens=args.tokens)
     cache = record(
         model, windows, hooks, args.out, batch_size=args.batch_size, dtype=args.dtype,
         header={"source": args.text, "split": args.split},
     )
-    write_run_json(args.out, vars(args) | {"func": None}, started, n_tokens=cache.n_tokens)
+    if not distributed.is_main():
+        return 0
+    write_run_json(args.out, vars(args) | {"func": None}, started, n_tokens=cache.n_tokens, world_size=distributed.world_size())
     gb = sum(d for d in cache.hooks.values()) * cache.n_tokens * cache.dtype.itemsize / 1e9
     print(f"recorded {cache.n_tokens:,} tokens x {len(hooks)} hooks ({', '.join(hooks[:3])}{', ...' if len(hooks) > 3 else ''}) "
           f"of {model.cfg.model_name} into {args.out} ({gb:.2f} GB, {len(cache.shards)} shards)")
