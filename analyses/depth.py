@@ -107,7 +107,7 @@ def compare_layers(
     seconds = _timings(out, seconds, [done[layer] for layer in layers], time.perf_counter() - started)
     tcfg = sae_train_config(cfg, len(train_windows) * (train_windows.shape[1] - 1))
     training = {"steps": tcfg.steps, "batch_size": cfg.sae_batch_size, "tokens": tcfg.steps * cfg.sae_batch_size,
-                "lr": tcfg.lr, "lr_warmup_steps": tcfg.lr_warmup_steps}
+                "lr": tcfg.lr, "lr_warmup_steps": tcfg.lr_warmup()}
     results = summarize(model.cfg.model_name, [done[layer] for layer in layers], settings, cfg, training, seconds)
     write_json_atomic(out / "results.json", results)
     write_reports(results, out)
@@ -227,9 +227,7 @@ def sae_train_config(cfg: DepthConfig, n_train_tokens: int):
     """The SAEs' TrainConfig: cfg.sae_tokens, or one epoch of the train recording (BOS left out)."""
     from interp.sae_runs import train_config
 
-    tcfg = train_config(cfg.sae_tokens or n_train_tokens, cfg.sae_batch_size, cfg.checkpoint_every, cfg.seed, cfg.lr)
-    tcfg.lr_warmup_steps = min(tcfg.lr_warmup_steps, max(1, tcfg.steps // 10))  # short runs are not all warm-up
-    return tcfg
+    return train_config(cfg.sae_tokens or n_train_tokens, cfg.sae_batch_size, cfg.checkpoint_every, cfg.seed, cfg.lr)
 
 
 def _finished(folder: Path, steps: int) -> bool:

@@ -46,7 +46,7 @@ class TrainConfig:
     lr: float = 4e-4
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 6.25e-10  # Gao et al. 2024: small eps keeps Adam's update size scale-free
-    lr_warmup_steps: int = 100
+    lr_warmup_steps: int | None = None  # None: 10% of the steps, at most 100 (short runs are not all warm-up)
     lr_decay_start: float = 0.8  # linear decay to zero over the last 20% of steps (Anthropic)
     # relu: L1 weighted by decoder norms; jumprelu: L0. None takes the architecture's default.
     sparsity_coefficient: float | None = None
@@ -74,6 +74,9 @@ class TrainConfig:
         if self.checkpoint_every <= 0:
             raise SAEError(f"checkpoint_every must be positive, got {self.checkpoint_every}.")
         self.adam_betas = tuple(self.adam_betas)  # JSON gives back a list
+
+    def lr_warmup(self) -> int:
+        return self.lr_warmup_steps if self.lr_warmup_steps is not None else min(100, max(1, self.steps // 10))
 
     def sparsity_warmup(self) -> int:
         return self.sparsity_warmup_steps if self.sparsity_warmup_steps is not None else max(1, self.steps // 20)

@@ -7,9 +7,10 @@ from sae.config import TrainConfig
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over lr_warmup_steps, flat, then linear decay to zero from
+    """Linear warm-up over cfg.lr_warmup() steps, flat, then linear decay to zero from
     lr_decay_start * steps to the end (Anthropic, April 2024)."""
-    warm = min(1.0, (step + 1) / cfg.lr_warmup_steps) if cfg.lr_warmup_steps > 0 else 1.0
+    warmup = cfg.lr_warmup()
+    warm = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
     decay_from = int(cfg.lr_decay_start * cfg.steps)
     decay = 1.0
     if cfg.steps > decay_from and step >= decay_from:
