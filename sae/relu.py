@@ -31,9 +31,11 @@ class _ReLUEncode(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_z):
         xc, W_enc, z, l1_grad = ctx.saved_tensors
-        g_pre = torch.ops.aten.threshold_backward(g_z + l1_grad, z, 0)
+        # g_z is the decoder matmul's fresh output, only ours: add the penalty's gradient in place
+        g_pre = torch.ops.aten.threshold_backward(g_z.add_(l1_grad), z, 0)
         g_b_enc = g_pre.sum(0)
-        return None, g_pre.t().mm(xc).t(), g_b_enc, -W_enc.mv(g_b_enc), None
+        # xc^T g_pre comes out in W_enc's own [d_in, d_sae] layout: no copy when it is accumulated
+        return None, xc.t().mm(g_pre), g_b_enc, -W_enc.mv(g_b_enc), None
 
 
 @register
