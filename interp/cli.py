@@ -18,6 +18,7 @@ COMMANDS = [
     "eval-sae",
     "dashboard",
     "compare-layers",
+    "train-lm",
 ]
 
 

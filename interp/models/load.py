@@ -9,6 +9,8 @@ import torch
 
 from interp.device import pick_device
 from interp.errors import InterpError
+from interp.lm.folder import MARKER as LM_MARKER
+from interp.lm.folder import load_lm_folder
 from interp.models.converted import MARKER as CONVERTED_MARKER
 from interp.models.converted import load_converted
 from interp.models.fetch import OFFLINE_MODELS, fetch_model
@@ -23,6 +25,7 @@ Loader = Callable[[torch.device, torch.dtype], "HookedTransformer"]
 # A folder's kind is told by the first of these marker files it holds. Models trained by this
 # project (issue 6) save their own marker: add (marker, loader) at the front of this list.
 FOLDER_KINDS: list[tuple[str, Callable[[Path, torch.device, torch.dtype], HookedTransformer]]] = [
+    (LM_MARKER, load_lm_folder),  # a GPT-2 or CRATE model trained here (interp train-lm)
     (CONVERTED_MARKER, load_converted),  # interp's converted form (what fetch_model writes)
     ("config.json", load_hf_folder),  # a Hugging Face save_pretrained folder
 ]

@@ -1,0 +1,89 @@
+"""A trained model's folder, which `interp.load_model(DIR)` reads:
+
+    interp_lm.json       the marker: format, LMConfig, tokenizer, training summary (written last)
+    model.safetensors    the state dict, float32, exactly as trained (no weight processing)
+    tokenizer files      the tokenizer's save_pretrained
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from interp.errors import InterpError
+from interp.lm.config import LMConfig
+from interp.store import write_json_atomic
+
+MARKER = "interp_lm.json"
+WEIGHTS = "model.safetensors"
+FORMAT = 1
+
+
+def save_lm_folder(model, cfg: LMConfig, folder: str | Path, training: dict | None = None) -> Path:
+    """Write `model` (built by build_model from `cfg`), its tokenizer and the marker into `folder`."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).unlink(missing_ok=True)  # the folder is not a model until the marker is back
+    buffers = {name for name, _ in model.named_buffers()}
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items() if k not in buffers}
+    tmp = folder / f".{WEIGHTS}.tmp"
+    save_file(state, str(tmp))
+    os.replace(tmp, folder / WEIGHTS)
+    tok = model.tokenizer
+    if tok is not None:
+        tok.save_pretrained(str(folder))
+    marker = {
+        "format": FORMAT,
+        "kind": "interp trained language model",
+        "config": cfg.to_dict(),
+        "tokenizer": None if tok is None else {"vocab_size": len(tok), "bos_token_id": tok.bos_token_id,
+                                               "class": type(tok).__name__},
+        "training": training or {},
+    }
+    write_json_atomic(folder / MARKER, marker)
+    return folder
+
+
+def load_lm_folder(folder: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+    """The model saved in `folder`, with the logits it had when saved."""
+    from safetensors.torch import load_file
+
+    from interp.lm.build import build_model
+
+    folder = Path(folder)
+    marker = read_marker(folder)
+    cfg = LMConfig.from_dict(marker["config"])
+    tokenizer = None
+    if (folder / "tokenizer_config.json").exists():
+        from interp.lm.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(folder)
+    model = build_model(cfg, tokenizer, init=False, name=folder.resolve().name)
+    try:
+        state = load_file(str(folder / WEIGHTS))
+    except (OSError, Exception) as e:  # safetensors raises its own error type for a truncated file
+        raise InterpError(f"cannot read {folder / WEIGHTS} ({str(e).splitlines()[0]}); train or copy the model again.") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    buffers = {name for name, _ in model.named_buffers()}
+    if unexpected or set(missing) - buffers:
+        raise InterpError(f"{folder / WEIGHTS} does not match {folder / MARKER} (missing {sorted(set(missing) - buffers)[:3]}, "
+                          f"unexpected {unexpected[:3]}); train or copy the model again.")
+    model.to(torch.device(device), print_details=False)
+    if dtype != torch.float32:
+        model.to(dtype, print_details=False)
+    return model.eval()
+
+
+def read_marker(folder: Path) -> dict:
+    try:
+        marker = json.loads((Path(folder) / MARKER).read_text())
+    except (OSError, ValueError):
+        raise InterpError(f"{folder} holds no readable {MARKER}; it is not a finished `interp train-lm` model.") from None
+    if marker.get("format") != FORMAT:
+        raise InterpError(f"{folder / MARKER} has format {marker.get('format')}, this interp reads {FORMAT}; upgrade interp.")
+    return marker

@@ -1,0 +1,150 @@
+"""train_lm: tokenizer, token windows, model, the training loop with held-out evaluations,
+checkpoints and resume, then the model folder that interp.load_model reads.
+
+Layout of `out`:
+    checkpoints/step_<n>.{safetensors,json}   the last two checkpoints (resume from the newest)
+    interp_lm.json, model.safetensors, tokenizer files   the finished model (interp/lm/folder.py)
+    history.json                                          the held-out loss curve
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from interp.errors import InterpError
+from interp.lm.build import build_model, count_parameters
+from interp.lm.checkpoint import checkpoint_steps, clear_checkpoints, read_checkpoint, write_checkpoint
+from interp.lm.config import LMConfig, TrainLMConfig
+from interp.lm.folder import save_lm_folder
+from interp.lm.trainer import Diverged, LMTrainer
+from interp.store import write_json_atomic
+
+
+def train_lm(
+    cfg: LMConfig,
+    tcfg: TrainLMConfig,
+    text: str,
+    vocab: str,
+    out: str | Path,
+    device: str | torch.device | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    stop_after: int | None = None,  # stop (with a checkpoint) after this step, as if killed: for tests
+) -> dict:
+    """Train a `cfg` model on `text` with tokenizer `vocab` (gpt2 or bpe-N) into `out`; returns the
+    training summary that the model folder's marker keeps. cfg.d_vocab is set from the tokenizer."""
+    from interp.device import pick_device
+    from interp.lm.tokenizer import lm_tokenizer
+    from interp.tokens import token_windows
+
+    out = Path(out)
+    dev = pick_device(device)
+    tokenizer = lm_tokenizer(vocab, text, tcfg.heldout_fraction)
+    cfg = replace(cfg, d_vocab=len(tokenizer))
+    ctx = cfg.n_ctx
+    train = token_windows(text, tokenizer, context_size=ctx, split="train", heldout_fraction=tcfg.heldout_fraction)
+    heldout = token_windows(text, tokenizer, context_size=ctx, split="heldout", max_tokens=tcfg.eval_tokens,
+                            heldout_fraction=tcfg.heldout_fraction)[: max(1, tcfg.eval_tokens // ctx)]
+    model = build_model(cfg, tokenizer, name=out.resolve().name).to(dev, print_details=False)
+    trainer = LMTrainer(model, tcfg, train, heldout)
+    steps = trainer.steps
+    ident = {"config": cfg.to_dict(), "train_config": tcfg.to_dict(), "text": text, "vocab": vocab}
+
+    history: list[dict] = []
+    seconds = 0.0  # training time, evaluations excluded
+    run_loss = [0.0, 0]  # train loss sum and count since the last evaluation
+    start = _resume_step(out, ident) if resume else None
+    if start is not None:
+        tensors, meta = read_checkpoint(out, start)
+        trainer.load_state(tensors, start)
+        history, seconds, run_loss = meta["history"], meta["seconds"], meta["run_loss"]
+        log(f"resuming {out} from step {start} of {steps}")
+    else:
+        start = 0
+        clear_checkpoints(out)  # a fresh run: an older run's checkpoints must not outrank ours
+    params = count_parameters(model)
+    log(f"training {cfg.arch} {cfg.n_layers}L d_model={cfg.d_model} heads={cfg.n_heads} ctx={ctx} vocab={cfg.d_vocab} "
+        f"({params['total']:,} parameters, {params['blocks']:,} in blocks): {steps} steps of {tcfg.batch_size}x{ctx} tokens, "
+        f"{len(train) * ctx:,} train tokens ({steps * tcfg.batch_size / len(train):.2f} epochs), "
+        f"held-out loss on {heldout.numel():,} tokens")
+
+    def evaluate(step: int) -> None:
+        if history and history[-1]["step"] == step:
+            return
+        entry = {"step": step, "tokens": step * tcfg.batch_size * ctx, "heldout_loss": round(trainer.evaluate(), 5),
+                 "train_loss": round(run_loss[0] / run_loss[1], 5) if run_loss[1] else None,
+                 "seconds": round(seconds, 2), "tokens_per_second": round(step * tcfg.batch_size * ctx / seconds) if seconds else None}
+        history.append(entry)
+        run_loss[:] = [0.0, 0]
+
+    def checkpoint(step: int) -> None:
+        write_checkpoint(out, step, trainer.state(), {**ident, "history": history, "seconds": seconds, "run_loss": run_loss})
+        write_json_atomic(out / "history.json", {"history": history})
+
+    end = steps if stop_after is None else min(steps, stop_after)
+    bar = tqdm(total=steps, initial=start, unit="step", disable=not progress, dynamic_ncols=True, desc=f"{cfg.arch}-{cfg.n_layers}l")
+    ema, session_seconds = None, 0.0
+    step = start
+    try:
+        while step < end:
+            if step % tcfg.eval_every == 0:
+                evaluate(step)
+            t0 = time.perf_counter()
+            loss = trainer.step(trainer.batch_at(step))
+            dt = time.perf_counter() - t0
+            seconds += dt
+            session_seconds += dt
+            step += 1
+            run_loss[0] += loss
+            run_loss[1] += 1
+            ema = loss if ema is None else 0.95 * ema + 0.05 * loss
+            if step % tcfg.checkpoint_every == 0 or step == end:
+                if step == steps:
+                    evaluate(step)
+                checkpoint(step)
+            bar.update(1)
+            held = history[-1]["heldout_loss"] if history else math.nan
+            speed = (step - start) * tcfg.batch_size * ctx / max(session_seconds, 1e-9)
+            bar.set_postfix_str(f"loss={ema:.3f} held-out={held:.3f} tok/s={speed:,.0f}", refresh=False)
+    except Diverged as e:
+        done = checkpoint_steps(out)
+        where = f"step {done[-1]} in {out / 'checkpoints'}" if done else "none was written yet"
+        raise InterpError(f"training diverged: {e}; stopped, last good checkpoint: {where}; lower --lr or raise --warmup.") from None
+    finally:
+        bar.close()
+    if step < steps:  # stopped early on purpose
+        return {"step": step, "steps": steps, "history": history}
+    evaluate(steps)
+    summary = {
+        "steps": steps, "tokens": steps * tcfg.batch_size * ctx, "text": text, "vocab": vocab,
+        "train_config": tcfg.to_dict(), "parameters": params, "seconds": round(seconds, 1),
+        "tokens_per_second": round(steps * tcfg.batch_size * ctx / max(seconds, 1e-9)),
+        "final_heldout_loss": history[-1]["heldout_loss"], "heldout_tokens": int(heldout.numel()),
+        "train_tokens_available": int(train.numel()), "history": history,
+    }
+    write_json_atomic(out / "history.json", {"history": history})
+    save_lm_folder(model, cfg, out, summary)
+    log(f"held-out loss {history[0]['heldout_loss']:.3f} -> {history[-1]['heldout_loss']:.3f} after {summary['tokens']:,} tokens "
+        f"({summary['tokens_per_second']:,} tokens/s); model saved to {out}")
+    return summary
+
+
+def _resume_step(out: Path, ident: dict) -> int | None:
+    steps = checkpoint_steps(out)
+    if not steps:
+        return None
+    _, meta = read_checkpoint(out, steps[-1])
+    saved = {k: meta.get(k) for k in ident}
+    if saved != ident:
+        diff = sorted(k for k in ident if saved[k] != ident[k])
+        raise InterpError(f"{out} holds checkpoints of a run with other settings ({', '.join(diff)} differ); "
+                          "give another --out, the same settings, or --restart to discard them.")
+    return steps[-1]
