@@ -72,6 +72,13 @@ def hook_width(model, name: str) -> int:
     return int(cfg.d_model)
 
 
+def check_context(model, context_size: int) -> None:
+    """Windows longer than the model's positional range would fail deep inside the forward."""
+    n_ctx = int(model.cfg.n_ctx)
+    if context_size > n_ctx:
+        raise InterpError(f"--context-size {context_size} is longer than the {n_ctx} positions {model.cfg.model_name} reads; use at most {n_ctx}.")
+
+
 def stop_layer(names: list[str]) -> int:
     """The `stop_at_layer` that runs just far enough to reach every hook in `names`."""
     return max(hook_layer(n) for n in names) + 1

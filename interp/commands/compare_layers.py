@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from interp.sites import SITES
+from interp.sites import SITES, check_context
 
 
 def add_parser(sub) -> None:
@@ -67,6 +67,7 @@ def run(args) -> int:
     ctx = args.context_size
 
     def windows(split: str, tokens: int):
+        check_context(model, ctx)
         w = token_windows(args.text, model.tokenizer, context_size=ctx, split=split, max_tokens=tokens)
         return w[: max(1, tokens // ctx)]
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from interp.errors import InterpError
-from interp.sites import SITES
+from interp.sites import SITES, check_context
 
 
 def add_parser(sub) -> None:
@@ -103,6 +103,7 @@ def run(args) -> int:
         from interp.record import record
         from interp.tokens import token_windows
 
+        check_context(model, args.context_size)
         windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split=args.split, max_tokens=args.tokens)
         windows = windows[: max(1, args.tokens // args.context_size)]
         cache = record(model, windows, [dictionary.hook_name], out / "acts", header={"source": args.text, "split": args.split})

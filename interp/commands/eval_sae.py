@@ -38,6 +38,7 @@ def run(args) -> int:
     from interp.models import load_model
     from interp.runlog import write_run_json
     from interp.store import write_json_atomic
+    from interp.sites import check_context
     from interp.tokens import token_windows
 
     started = time.time()
@@ -45,6 +46,7 @@ def run(args) -> int:
     model = load_model(args.model or sae.cfg.model_name, device=args.device)
     sae = sae.to(next(model.parameters()).device)
     ctx = args.context_size or sae.cfg.extra.get("context_size") or 128
+    check_context(model, ctx)
     windows = token_windows(args.text, model.tokenizer, context_size=ctx, split=args.split, max_tokens=args.tokens)
     metrics = evaluate_sae(sae, model, windows, batch_size=args.batch_size, progress=True)
     out = Path(args.out or args.sae_dir)

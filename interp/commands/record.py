@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from interp.sites import SITES
+from interp.sites import SITES, check_context
 
 
 def add_parser(sub) -> None:
@@ -53,6 +53,7 @@ def _record(args, device) -> int:
     layers = parse_layers(args.layers, model.cfg.n_layers)
     hooks = [hook_name(args.site, layer) for layer in layers]
     with distributed.main_first():
+        check_context(model, args.context_size)
         windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split=args.split, max_tokens=args.tokens)
     cache = record(
         model, windows, hooks, args.out, batch_size=args.batch_size, dtype=args.dtype,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from interp.sites import SITES
+from interp.sites import SITES, check_context
 
 
 def add_parser(sub) -> None:
@@ -115,6 +115,7 @@ def _source(args, device):
     layers = parse_layers(args.layers if args.layers is not None else str(model.cfg.n_layers // 2), model.cfg.n_layers)
     hooks = [hook_name(args.site, layer) for layer in layers]
     with distributed.main_first():
+        check_context(model, args.context_size)
         windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split="train", max_tokens=args.tokens)
 
     def batches(start: int):
