@@ -34,9 +34,10 @@ import torch
 from analyses.dictionary import neuron_dictionary, sae_dictionary
 from analyses.scoring import ScoringConfig, score_many
 from interp.errors import InterpError
-from interp.record import record, windows_sha256
+from interp.recording import record, windows_sha256
 from interp.sites import hook_name
-from interp.store import ActivationCache, write_json_atomic
+from interp.files import write_json_atomic
+from interp.store import ActivationCache
 
 DONE = "done.json"
 KINDS = ("neurons", "sae")
@@ -196,7 +197,7 @@ def ensure_saes(root: Path, hooks: list[str], caches: dict[str, ActivationCache]
     """{hook: SAE}: the SAE in root/<hook> when it is finished, else trained (or resumed) now; the
     SAEs to train share one shuffled stream of their cache."""
     import sae as saelib
-    from sae.checkpoint import checkpoint_steps
+    from interp.checkpoints import checkpoint_steps
 
     from interp.sae_runs import cache_batches, new_saes
 

@@ -33,7 +33,7 @@ from analyses.dictionary import sae_dictionary  # noqa: E402
 from analyses.features import FeatureStatsConfig, parse_features  # noqa: E402
 from analyses.prompts import DEFAULT_PROMPTS  # noqa: E402
 from interp.models import load_model  # noqa: E402
-from interp.record import record  # noqa: E402
+from interp.recording import record  # noqa: E402
 from interp.store import ActivationCache  # noqa: E402
 from interp.tokens import token_windows  # noqa: E402
 

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from interp.record import record  # noqa: E402
+from interp.recording import record  # noqa: E402
 from interp.sites import hook_name  # noqa: E402
 
 

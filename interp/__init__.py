@@ -17,7 +17,7 @@ _EXPORTS = {
     "fetch_text": "interp.corpus",
     "iter_documents": "interp.text",
     "token_windows": "interp.tokens",
-    "record": "interp.record",
+    "record": "interp.recording",
     "ActivationCache": "interp.store",
     "stream_activations": "interp.stream",
     "hook_name": "interp.sites",

@@ -8,7 +8,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from interp.store import write_json_atomic
+from interp.files import write_json_atomic
 
 _PACKAGES = ("interp", "torch", "transformer-lens", "transformers", "numpy")
 

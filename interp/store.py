@@ -27,6 +27,7 @@ import torch
 
 from interp.distributed import shard_range
 from interp.errors import InterpError
+from interp.files import write_json_atomic
 
 FORMAT = "interp-activations/1"
 MANIFEST = "manifest.json"
@@ -39,15 +40,6 @@ def _crc(path: Path) -> int:
         while chunk := f.read(1 << 24):
             crc = zlib.crc32(chunk, crc)
     return crc
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass

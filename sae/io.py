@@ -17,7 +17,7 @@ import torch
 
 from interp.device import pick_device
 from sae.base import SAE
-from sae.checkpoint import read_safetensors, write_json_atomic, write_safetensors_atomic
+from interp.files import read_safetensors, write_json_atomic, write_safetensors_atomic
 from sae.config import SAEConfig
 from sae.errors import SAEError
 from sae.registry import get_architecture
@@ -85,7 +85,7 @@ def load_sae(path: str | Path, device: str | torch.device | None = None, dtype: 
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SAEError(f"{path / CFG_FILE} is not valid JSON ({e}); save or copy it again.") from None
     cfg, flags = _config_from_saelens(raw, path)
-    t = {k: v.to(dtype) for k, v in read_safetensors(path / WEIGHTS_FILE).items()}
+    t = {k: v.to(dtype) for k, v in read_safetensors(path / WEIGHTS_FILE, SAEError).items()}
     _check_tensors(t, cfg, path, needs_threshold=flags["arch"] == "jumprelu")
     _fold_saelens_options(t, raw)
     cfg.dtype = str(dtype).replace("torch.", "")

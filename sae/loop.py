@@ -24,10 +24,9 @@ from safetensors.torch import load as load_safetensors
 from tqdm.auto import tqdm
 
 from interp import distributed
+from interp.checkpoints import checkpoint_paths, checkpoint_steps, clear_checkpoints, read_checkpoint, write_checkpoint
+from interp.files import write_json_atomic
 from sae.base import SAE
-from sae.checkpoint import (
-    checkpoint_paths, checkpoint_steps, clear_checkpoints, read_checkpoint, write_checkpoint, write_json_atomic,
-)
 from sae.config import TrainConfig
 from sae.errors import SAEError, TrainingDiverged
 from sae.io import load_sae, save_sae

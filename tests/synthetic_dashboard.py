@@ -10,7 +10,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from analyses.dictionary import Dictionary
-from interp.record import record
+from interp.recording import record
 from interp.tokenizers import gpt2_tokenizer
 from interp.tokens import pack_windows, special_tokens
 

@@ -11,7 +11,7 @@ from analyses.depth import DepthConfig, compare_layers
 from analyses.report import diff_ci, slope_ci
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
-from interp.record import windows_sha256
+from interp.recording import windows_sha256
 
 CFG = DepthConfig(site="mlp_post", arch="topk", k=4, expansion=2, sae_batch_size=128, features_per_layer=6,
                   eval_tokens=64, checkpoint_every=4,
@@ -130,7 +130,7 @@ def test_the_gap_and_the_depth_trend_are_exact_means_with_cis_that_cover_them():
 
 def test_train_sae_from_a_cache_shares_the_helpers_and_trains_one_sae_per_hook(tiny_model, tmp_path):
     from interp.cli import main
-    from interp.record import record
+    from interp.recording import record
     from sae import load_sae
 
     hooks = ["blocks.0.mlp.hook_post", "blocks.2.mlp.hook_post"]

@@ -16,10 +16,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
-import interp.record
+import interp.recording
 from interp import distributed
 from interp.errors import InterpError
-from interp.record import record
+from interp.recording import record
 from interp.store import ActivationCache
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,12 +27,12 @@ BYTES_PER_WINDOW = 32 * (4 + 2 * 32 * 4)  # context 32: tokens + two hooks of wi
 
 SCRIPT = textwrap.dedent('''
     import sys
-    import interp.record
+    import interp.recording
     from interp import distributed
     from interp.cli import main
 
     def run(model, text, out):
-        interp.record.SHARD_BYTES = 8 * %(bpw)d  # 8 windows a shard: 8 shards, 4 for each rank
+        interp.recording.SHARD_BYTES = 8 * %(bpw)d  # 8 windows a shard: 8 shards, 4 for each rank
         assert main(["record", "--model", model, "--layers", "0,1", "--tokens", "1920", "--context-size", "32",
                      "--text", text, "--split", "all", "--batch-size", "4", "--device", "cpu", "--out", f"{out}/acts"]) == 0
         assert main(["train-sae", "--model", model, "--layer", "1", "--tokens", "1920", "--batch-size", "64",
@@ -70,6 +70,7 @@ def runs(tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     mp.setenv("INTERP_HOME", str(home))
+    mp.setattr(interp.recording, "SHARD_BYTES", interp.recording.SHARD_BYTES)  # the script changes it; undo restores it
     try:
         namespace = {"__name__": "one_process"}
         exec(SCRIPT, namespace)
@@ -114,7 +115,7 @@ def test_sae_from_the_model_stream_is_the_same_on_two_ranks(runs):
 
 def test_a_recording_whose_other_rank_died_resumes_on_one_process(tiny_model, tiny_windows, tmp_path, monkeypatch):
     hook = ["blocks.2.hook_resid_post"]
-    monkeypatch.setattr(interp.record, "SHARD_BYTES", 8 * 16 * (4 + 32 * 4))  # 8 windows a shard: 5 shards
+    monkeypatch.setattr(interp.recording, "SHARD_BYTES", 8 * 16 * (4 + 32 * 4))  # 8 windows a shard: 5 shards
     fresh = record(tiny_model, tiny_windows, hook, tmp_path / "fresh", batch_size=4, progress=False)
 
     with monkeypatch.context() as m:  # rank 0 of 2 writes shards 0, 2, 4; rank 1 never ran

@@ -232,15 +232,14 @@ def test_dashboard_html_holds_corpus_text_only_escaped(tmp_path):
 
 def test_neuron_dashboard_from_a_recorded_cache(tiny_model, tiny_windows, tmp_path):
     from analyses.dashboard import make_dashboard
-    from interp.record import record
+    from interp.recording import record
 
     hook = "blocks.1.mlp.hook_post"
     cache = record(tiny_model, tiny_windows, [hook], tmp_path / "acts", progress=False)
     dic = neuron_dictionary(tiny_model, hook)
     index, stats = make_dashboard(dic, cache, tmp_path / "out", model=tiny_model, cfg=FeatureStatsConfig(n_top=3, n_bins=8))
     assert len(list((tmp_path / "out" / "features").iterdir())) == tiny_model.cfg.d_mlp
-    _, acts = next(cache.iter_windows([hook], windows_per_batch=len(tiny_windows)))
-    body = acts[hook][:, 1:]  # GELU neurons fire when positive; BOS left out
+    body = torch.cat([acts[hook][:, 1:] for _, acts in cache.iter_windows([hook])])  # GELU neurons fire when positive; BOS left out
     torch.testing.assert_close(stats["density"], (body > 0).double().mean((0, 1)))
     ids, _ = decoder_neighbours(tiny_model.W_out[1].detach(), torch.arange(tiny_model.cfg.d_mlp), k=10)
     assert stats["neighbour_ids"].tolist() == ids.tolist()  # neighbours by W_out rows

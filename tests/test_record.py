@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from interp.errors import InterpError
-from interp.record import record
+from interp.recording import record
 from interp.sites import hook_name, parse_layers
 from interp.store import ActivationCache
 
@@ -100,7 +100,7 @@ def test_empty_input_is_refused(tiny_model, tmp_path):
 
 
 KILLED_RUN = r"""
-import sys, torch, interp.record as r
+import sys, torch, interp.recording as r
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 torch.manual_seed(0)
 cfg = HookedTransformerConfig(n_layers=3, d_model=32, d_head=8, n_heads=4, d_mlp=64, d_vocab=101,

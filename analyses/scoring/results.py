@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from analyses.scoring.explain import Explanation
-from interp.store import write_json_atomic
+from interp.files import write_json_atomic
 
 EXPLANATIONS_FILE = "explanations.json"
 SCORES_FILE = "scores.json"

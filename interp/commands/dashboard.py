@@ -100,7 +100,7 @@ def run(args) -> int:
     if cache is None:
         if model is None:
             raise InterpError("--tokens records activations and so needs the model: drop --no-model, or pass --cache.")
-        from interp.record import record
+        from interp.recording import record
         from interp.tokens import token_windows
 
         check_context(model, args.context_size)

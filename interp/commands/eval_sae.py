@@ -37,7 +37,7 @@ def run(args) -> int:
 
     from interp.models import load_model
     from interp.runlog import write_run_json
-    from interp.store import write_json_atomic
+    from interp.files import write_json_atomic
     from interp.sites import check_context
     from interp.tokens import token_windows
 

@@ -42,7 +42,7 @@ def run(args) -> int:
 def _record(args, device) -> int:
     from interp import distributed
     from interp.models import load_model
-    from interp.record import record
+    from interp.recording import record
     from interp.runlog import write_run_json
     from interp.sites import hook_name, parse_layers
     from interp.tokens import token_windows

@@ -8,14 +8,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
 from interp.errors import InterpError
 from interp.lm.config import LMConfig
-from interp.store import write_json_atomic
+from interp.files import write_json_atomic, write_safetensors_atomic
 
 MARKER = "interp_lm.json"
 WEIGHTS = "model.safetensors"
@@ -24,16 +23,12 @@ FORMAT = 1
 
 def save_lm_folder(model, cfg: LMConfig, folder: str | Path, training: dict | None = None) -> Path:
     """Write `model` (built by build_model from `cfg`), its tokenizer and the marker into `folder`."""
-    from safetensors.torch import save_file
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER).unlink(missing_ok=True)  # the folder is not a model until the marker is back
     buffers = {name for name, _ in model.named_buffers()}
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items() if k not in buffers}
-    tmp = folder / f".{WEIGHTS}.tmp"
-    save_file(state, str(tmp))
-    os.replace(tmp, folder / WEIGHTS)
+    write_safetensors_atomic(folder / WEIGHTS, state)
     tok = model.tokenizer
     if tok is not None:
         tok.save_pretrained(str(folder))

@@ -20,11 +20,11 @@ from tqdm.auto import tqdm
 
 from interp.errors import InterpError
 from interp.lm.build import build_model, count_parameters
-from interp.lm.checkpoint import checkpoint_steps, clear_checkpoints, read_checkpoint, write_checkpoint
+from interp.checkpoints import checkpoint_steps, clear_checkpoints, read_checkpoint, write_checkpoint
 from interp.lm.config import LMConfig, TrainLMConfig
 from interp.lm.folder import save_lm_folder
 from interp.lm.trainer import Diverged, LMTrainer
-from interp.store import write_json_atomic
+from interp.files import write_json_atomic
 
 
 def train_lm(
