@@ -63,6 +63,20 @@ def read_checkpoint(out_dir: Path, step: int) -> tuple[dict[str, torch.Tensor], 
     return read_safetensors(data), meta
 
 
+def read_checkpoint_everywhere(out_dir: Path, step: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """read_checkpoint on rank 0, its bytes sent to every other rank (under torchrun only rank 0
+    need see the files); in one process, read_checkpoint."""
+    from safetensors.torch import load
+
+    from interp import distributed
+
+    if not distributed.is_distributed():
+        return read_checkpoint(out_dir, step)
+    paths = checkpoint_paths(out_dir, step)
+    tensors, meta = (distributed.broadcast_bytes(p.read_bytes() if distributed.is_main() else None) for p in paths)
+    return load(tensors), json.loads(meta)
+
+
 def clear_checkpoints(out_dir: Path) -> None:
     for step in checkpoint_steps(out_dir):
         _remove(out_dir, step)

@@ -14,17 +14,15 @@ the others, so other machines need not see its disk."""
 from __future__ import annotations
 
 import itertools
-import json
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
-from safetensors.torch import load as load_safetensors
 from tqdm.auto import tqdm
 
 from interp import distributed
-from interp.checkpoints import checkpoint_paths, checkpoint_steps, clear_checkpoints, read_checkpoint, write_checkpoint
+from interp.checkpoints import checkpoint_steps, clear_checkpoints, read_checkpoint_everywhere, write_checkpoint
 from interp.files import write_json_atomic
 from sae.base import SAE
 from sae.config import TrainConfig
@@ -65,7 +63,7 @@ def train_saes(
     start = distributed.broadcast_int(-1 if start is None else start)
     if start >= 0:
         for n, tr in trainers.items():
-            tr.load_state(*_read_checkpoint_everywhere(dirs[n], start))
+            tr.load_state(*read_checkpoint_everywhere(dirs[n], start))
     else:
         start = 0
         for d in dirs.values() if main else ():  # a fresh run: checkpoints of an earlier one must not outrank ours
@@ -129,14 +127,6 @@ def _resume_step(dirs: Mapping[str, Path]) -> int | None:
         )
     return max(common)
 
-
-def _read_checkpoint_everywhere(out_dir: Path, step: int) -> tuple[dict[str, torch.Tensor], dict]:
-    """read_checkpoint on rank 0, its bytes sent to every other rank."""
-    if not distributed.is_distributed():
-        return read_checkpoint(out_dir, step)
-    paths = checkpoint_paths(out_dir, step)
-    tensors, meta = (distributed.broadcast_bytes(p.read_bytes() if distributed.is_main() else None) for p in paths)
-    return load_safetensors(tensors), json.loads(meta)
 
 
 def _initialize(trainers: Mapping[str, Trainer], batches: DictBatchSource, n_batches: int) -> None:

@@ -18,7 +18,10 @@ def add_parser(sub) -> None:
         "code is at blocks.L.mlp.hook_post. The defaults were chosen by measuring on a 2-core CPU shared "
         "with other jobs, one thread: a 1-layer model with d_model 128 and a 4,096-token BPE trains at about "
         "2,500 tokens/s (GPT-2's 50,257-token vocabulary: about 250, the unembedding dominates), so 2M tokens "
-        "take about 15 minutes and flatten the held-out loss (4.91 -> 4.86 over the last 400k tokens).",
+        "take about 15 minutes and flatten the held-out loss (4.91 -> 4.86 over the last 400k tokens). "
+        "Under `torchrun --nproc-per-node N -m interp train-lm ...` the same command trains data-parallel: "
+        "--batch-size stays the global batch, each rank computes its part of every batch, rank 0 evaluates and "
+        "writes OUT, and a run resumes on any number of ranks (docs/distributed.md).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--arch", choices=["gpt2", "crate"], default="gpt2", help="architecture")
@@ -29,7 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--vocab", default="bpe-4096",
                    help="gpt2 (50,257 tokens) or bpe-N: a byte-level BPE of N tokens trained on the text's train split")
     p.add_argument("--tokens", type=int, default=2_000_000, help="training tokens")
-    p.add_argument("--batch-size", type=int, default=32, help="windows per step")
+    p.add_argument("--batch-size", type=int, default=32, help="windows per step (over all ranks under torchrun)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     p.add_argument("--min-lr-ratio", type=float, default=0.1, help="the cosine decay ends at lr * this")
     p.add_argument("--warmup", type=int, default=50, help="warm-up steps")
@@ -49,8 +52,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from interp import distributed
+
+    with distributed.session(args.device) as device:
+        return _train(args, device)
+
+
+def _train(args, device) -> int:
     import torch
 
+    from interp import distributed
     from interp.lm.config import LMConfig, TrainLMConfig
     from interp.lm.train import train_lm
     from interp.runlog import write_run_json
@@ -64,8 +75,9 @@ def run(args) -> int:
                          warmup_steps=args.warmup, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
                          eval_every=args.eval_every, eval_tokens=args.eval_tokens,
                          checkpoint_every=args.checkpoint_every, heldout_fraction=args.heldout_fraction, seed=args.seed)
-    summary = train_lm(cfg, tcfg, args.text, args.vocab, args.out, device=args.device, resume=not args.restart)
-    write_run_json(args.out, vars(args) | {"func": None}, started, seed=args.seed,
-                   seconds_training=summary.get("seconds"), tokens_per_second=summary.get("tokens_per_second"),
-                   final_heldout_loss=summary.get("final_heldout_loss"))
+    summary = train_lm(cfg, tcfg, args.text, args.vocab, args.out, device=device, resume=not args.restart)
+    if distributed.is_main():
+        write_run_json(args.out, vars(args) | {"func": None}, started, seed=args.seed,
+                       seconds_training=summary.get("seconds"), tokens_per_second=summary.get("tokens_per_second"),
+                       final_heldout_loss=summary.get("final_heldout_loss"), world_size=distributed.world_size())
     return 0

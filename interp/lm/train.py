@@ -5,6 +5,10 @@ Layout of `out`:
     checkpoints/step_<n>.{safetensors,json}   the last two checkpoints (resume from the newest)
     interp_lm.json, model.safetensors, tokenizer files   the finished model (interp/lm/folder.py)
     history.json                                          the held-out loss curve
+
+Under torchrun every rank runs train_lm on its rows of each global batch (interp/lm/trainer.py);
+rank 0 alone evaluates, writes `out`, logs and shows the progress bar. It alone reads a checkpoint
+on resume and sends it to the others, so their machines need not see its disk.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from interp import distributed
+from interp.checkpoints import checkpoint_steps, clear_checkpoints, read_checkpoint, read_checkpoint_everywhere, write_checkpoint
 from interp.errors import InterpError
+from interp.files import write_json_atomic
 from interp.lm.build import build_model, count_parameters
-from interp.checkpoints import checkpoint_steps, clear_checkpoints, read_checkpoint, write_checkpoint
 from interp.lm.config import LMConfig, TrainLMConfig
 from interp.lm.folder import save_lm_folder
 from interp.lm.trainer import Diverged, LMTrainer
-from interp.files import write_json_atomic
 
 
 def train_lm(
@@ -40,19 +45,26 @@ def train_lm(
     stop_after: int | None = None,  # stop (with a checkpoint) after this step, as if killed: for tests
 ) -> dict:
     """Train a `cfg` model on `text` with tokenizer `vocab` (gpt2 or bpe-N) into `out`; returns the
-    training summary that the model folder's marker keeps. cfg.d_vocab is set from the tokenizer."""
+    training summary that the model folder's marker keeps. cfg.d_vocab is set from the tokenizer.
+    Under torchrun, call it on every rank (inside distributed.session) with the same arguments."""
     from interp.device import pick_device
     from interp.lm.tokenizer import lm_tokenizer
     from interp.tokens import token_windows
 
     out = Path(out)
     dev = pick_device(device)
-    tokenizer = lm_tokenizer(vocab, text, tcfg.heldout_fraction)
+    main, world = distributed.is_main(), distributed.world_size()
+    if tcfg.batch_size < world:
+        raise InterpError(f"a batch of {tcfg.batch_size} windows cannot be split over {world} ranks; use a --batch-size of at least {world}.")
+    if not main:
+        progress, log = False, lambda s: None
+    with distributed.main_first():  # rank 0 trains the BPE and fills the token cache; the others then read them
+        tokenizer = lm_tokenizer(vocab, text, tcfg.heldout_fraction)
+        ctx = cfg.n_ctx
+        train = token_windows(text, tokenizer, context_size=ctx, split="train", heldout_fraction=tcfg.heldout_fraction)
+        heldout = token_windows(text, tokenizer, context_size=ctx, split="heldout", max_tokens=tcfg.eval_tokens,
+                                heldout_fraction=tcfg.heldout_fraction)[: max(1, tcfg.eval_tokens // ctx)]
     cfg = replace(cfg, d_vocab=len(tokenizer))
-    ctx = cfg.n_ctx
-    train = token_windows(text, tokenizer, context_size=ctx, split="train", heldout_fraction=tcfg.heldout_fraction)
-    heldout = token_windows(text, tokenizer, context_size=ctx, split="heldout", max_tokens=tcfg.eval_tokens,
-                            heldout_fraction=tcfg.heldout_fraction)[: max(1, tcfg.eval_tokens // ctx)]
     model = build_model(cfg, tokenizer, name=out.resolve().name).to(dev, print_details=False)
     trainer = LMTrainer(model, tcfg, train, heldout)
     steps = trainer.steps
@@ -61,24 +73,29 @@ def train_lm(
     history: list[dict] = []
     seconds = 0.0  # training time, evaluations excluded
     run_loss = [0.0, 0]  # train loss sum and count since the last evaluation
-    start = _resume_step(out, ident) if resume else None
+    start = _resume_step_everywhere(out, ident) if resume else None
     if start is not None:
-        tensors, meta = read_checkpoint(out, start)
+        tensors, meta = read_checkpoint_everywhere(out, start)
         trainer.load_state(tensors, start)
         history, seconds, run_loss = meta["history"], meta["seconds"], meta["run_loss"]
         log(f"resuming {out} from step {start} of {steps}")
     else:
         start = 0
-        clear_checkpoints(out)  # a fresh run: an older run's checkpoints must not outrank ours
+        if main:
+            clear_checkpoints(out)  # a fresh run: an older run's checkpoints must not outrank ours
     params = count_parameters(model)
     log(f"training {cfg.arch} {cfg.n_layers}L d_model={cfg.d_model} heads={cfg.n_heads} ctx={ctx} vocab={cfg.d_vocab} "
         f"({params['total']:,} parameters, {params['blocks']:,} in blocks): {steps} steps of {tcfg.batch_size}x{ctx} tokens, "
         f"{len(train) * ctx:,} train tokens ({steps * tcfg.batch_size / len(train):.2f} epochs), "
-        f"held-out loss on {heldout.numel():,} tokens")
+        f"held-out loss on {heldout.numel():,} tokens" + (f", on {world} ranks" if world > 1 else ""))
 
     def evaluate(step: int) -> None:
-        if history and history[-1]["step"] == step:
-            return
+        """On rank 0 only (its unwrapped model, no gradients); the others wait at the barrier."""
+        if main and not (history and history[-1]["step"] == step):
+            _evaluate(step)
+        distributed.barrier()
+
+    def _evaluate(step: int) -> None:
         entry = {"step": step, "tokens": step * tcfg.batch_size * ctx, "heldout_loss": round(trainer.evaluate(), 5),
                  "train_loss": round(run_loss[0] / run_loss[1], 5) if run_loss[1] else None,
                  "seconds": round(seconds, 2), "tokens_per_second": round(step * tcfg.batch_size * ctx / seconds) if seconds else None}
@@ -86,6 +103,8 @@ def train_lm(
         run_loss[:] = [0.0, 0]
 
     def checkpoint(step: int) -> None:
+        if not main:
+            return
         write_checkpoint(out, step, trainer.state(), {**ident, "history": history, "seconds": seconds, "run_loss": run_loss})
         write_json_atomic(out / "history.json", {"history": history})
 
@@ -121,20 +140,41 @@ def train_lm(
     finally:
         bar.close()
     if step < steps:  # stopped early on purpose
+        distributed.barrier()
         return {"step": step, "steps": steps, "history": history}
     evaluate(steps)
     summary = {
         "steps": steps, "tokens": steps * tcfg.batch_size * ctx, "text": text, "vocab": vocab,
         "train_config": tcfg.to_dict(), "parameters": params, "seconds": round(seconds, 1),
         "tokens_per_second": round(steps * tcfg.batch_size * ctx / max(seconds, 1e-9)),
-        "final_heldout_loss": history[-1]["heldout_loss"], "heldout_tokens": int(heldout.numel()),
+        "final_heldout_loss": history[-1]["heldout_loss"] if main else None, "heldout_tokens": int(heldout.numel()),
         "train_tokens_available": int(train.numel()), "history": history,
     }
+    if not main:  # rank 0 alone evaluates, so the others' summary has no held-out curve
+        distributed.barrier()
+        return summary | {"history": []}
     write_json_atomic(out / "history.json", {"history": history})
     save_lm_folder(model, cfg, out, summary)
+    distributed.barrier()  # the folder is complete before any rank returns
     log(f"held-out loss {history[0]['heldout_loss']:.3f} -> {history[-1]['heldout_loss']:.3f} after {summary['tokens']:,} tokens "
         f"({summary['tokens_per_second']:,} tokens/s); model saved to {out}")
     return summary
+
+
+def _resume_step_everywhere(out: Path, ident: dict) -> int | None:
+    """The step to resume from, decided on rank 0 (which alone sees `out`) and sent to every rank."""
+    refused = None
+    try:
+        start = _resume_step(out, ident) if distributed.is_main() else None
+    except InterpError as e:
+        refused, start = e, None
+    code = distributed.broadcast_int(-2 if refused else -1 if start is None else start)
+    if refused:
+        raise refused
+    if code == -2:
+        raise InterpError(f"rank 0 refused to resume from {out}; its message says why.")
+    return None if code == -1 else code
+
 
 
 def _resume_step(out: Path, ident: dict) -> int | None:

@@ -3,8 +3,12 @@ on matrices and embeddings only, linear warm-up then cosine decay, gradient clip
 
 The data order is a pure function of (seed, step): batch s holds the windows at positions
 s*B .. s*B+B-1 of a seeded shuffle per epoch. With the AdamW state in the checkpoint, a resumed
-run therefore takes exactly the steps an uninterrupted one would. `step(batch)` is the whole
-update, so a distributed wrapper (DDP) can wrap the model and call it unchanged."""
+run therefore takes exactly the steps an uninterrupted one would.
+
+Under torchrun (interp/distributed.py) every rank holds the trainer; `step(batch)` takes the
+global batch and computes only this rank's rows, DDP adds the ranks' gradients, and clipping and
+AdamW then run on identical gradients everywhere, so the weights stay identical. Steps count
+global batches, so a checkpoint resumes on any number of ranks."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import math
 
 import torch
 
+from interp import distributed
 from interp.lm.config import TrainLMConfig
 
 
@@ -40,7 +45,10 @@ class NextTokenLoss(torch.nn.Module):
 class LMTrainer:
     def __init__(self, model, cfg: TrainLMConfig, train_windows: torch.Tensor, heldout_windows: torch.Tensor):
         self.model, self.cfg = model, cfg
-        self.loss = NextTokenLoss(model)
+        # each rank's loss is its share of the global batch's mean, so summed gradients are the
+        # global gradient even when B does not split evenly; the buffers (causal masks) are constants
+        self.loss = distributed.data_parallel(NextTokenLoss(model), gradients="sum", sync_buffers=False)
+        self.rows = slice(*distributed.shard_range(cfg.batch_size))  # this rank's rows of every batch
         self.train_windows = train_windows  # [n, ctx] int64
         self.heldout_windows = heldout_windows  # [m, ctx]: every evaluation uses these same windows
         self.steps = cfg.steps(train_windows.shape[1])
@@ -83,11 +91,16 @@ class LMTrainer:
 
     # ---- one step --------------------------------------------------------------------------
     def step(self, batch: torch.Tensor) -> float:
-        """One optimisation step on token windows [B, ctx]; returns the batch's mean loss."""
+        """One optimisation step on the global batch of token windows [B, ctx] (this rank computes
+        its rows only); returns the whole batch's mean loss, the same on every rank."""
         model = self.model
         model.train()
-        loss = self.loss(batch.to(self.device))
-        value = float(loss.detach())
+        mine = batch[self.rows]  # [B / world_size, ctx]
+        loss = self.loss(mine.to(self.device))
+        if len(mine) != len(batch):
+            loss = loss * (len(mine) / len(batch))
+        # every rank sees the global loss, so all of them stop together when it is not finite
+        value = float(distributed.all_reduce(loss.detach().clone()))
         if not math.isfinite(value):
             raise Diverged(f"the loss became {value} at step {self.step_count}")
         self.opt.zero_grad(set_to_none=True)
