@@ -35,26 +35,17 @@ from interp.store import ActivationCache  # noqa: E402
 
 
 def acts_caches(acts: Path, hook: str, model_name: str, train_tokens: int, heldout_tokens: int) -> tuple[ActivationCache, ActivationCache]:
-    """(train, held-out) caches holding `hook`, recorded into `acts` if none there holds it."""
+    """(train, held-out) caches holding `hook`: the ones in `acts` if they hold this text (as
+    compare-layers records them), else recorded there now."""
     import interp
     from analyses.depth import record_split
 
-    def holding(split: str):
-        for folder in sorted(acts.glob(f"{split}*")):
-            if (folder / "manifest.json").exists():
-                cache = ActivationCache(folder)
-                if cache.manifest.get("complete") and hook in cache.hooks:
-                    return cache
-        return None
-
-    train, held = holding("train"), holding("heldout")
-    if train is None or held is None:
-        model = interp.load_model(model_name)
-        for split, n in (("train", train_tokens), ("heldout", heldout_tokens)):
-            windows = interp.token_windows("offline", model.tokenizer, 128, split=split, max_tokens=n)
-            record_split(model, windows, [hook], acts, split)
-        train, held = holding("train"), holding("heldout")
-    return train, held
+    model = interp.load_model(model_name)
+    caches = []
+    for split, n in (("train", train_tokens), ("heldout", heldout_tokens)):
+        windows = interp.token_windows("offline", model.tokenizer, 128, split=split, max_tokens=n)[: n // 128]
+        caches.append(record_split(model, windows, [hook], acts, split)[hook])
+    return caches[0], caches[1]
 
 
 def batches(cache: ActivationCache, hook: str, batch: int, seed: int, start: int = 0):
@@ -108,11 +99,12 @@ def train_saelens(cache, hook, d_in, args, matched: bool) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def score(sae: torch.nn.Module, x: torch.Tensor, encode, decode) -> dict[str, float]:
+def score(sae: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """Held-out metrics of an SAE reading raw activations x [n, d] (ours and sae-lens's alike)."""
     from sae.metrics import explained_variance, l0, mse
 
-    z = encode(x)
-    x_hat = decode(z)
+    z = sae.encode(x)
+    x_hat = sae.decode(z)
     fired = (z > 0).any(0)
     return {"ev": explained_variance(x, x_hat), "mse": mse(x, x_hat), "l0": l0(z), "dead": 1 - fired.float().mean().item()}
 
@@ -147,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         sae = fit()
         secs = time.perf_counter() - t
         sae.eval()
-        m = score(sae, x, sae.encode, sae.decode)
+        m = score(sae, x)
         print(f"| {name} | {secs:.0f} | {m['ev']:.4f} | {m['mse']:.4g} | {m['l0']:.1f} | {m['dead']:.1%} |", flush=True)
 
 

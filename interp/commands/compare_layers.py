@@ -65,9 +65,9 @@ def run(args) -> int:
     model = load_model(args.model, device=args.device)
     layers = parse_layers(args.layers, model.cfg.n_layers)
     ctx = args.context_size
+    check_context(model, ctx)
 
     def windows(split: str, tokens: int):
-        check_context(model, ctx)
         w = token_windows(args.text, model.tokenizer, context_size=ctx, split=split, max_tokens=tokens)
         return w[: max(1, tokens // ctx)]
 
