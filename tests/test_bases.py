@@ -4,11 +4,19 @@ about 0 in every score; PCA and ICA are scikit-learn's; a signed unit is scored 
 
 import numpy as np
 import pytest
+import synthetic_scoring as ss
 import torch
 
-import synthetic_scoring as ss
-from analyses.bases import (fit_ica, fit_pca, half_unit, parse_bases, projection_basis, random_directions,
-                            rotation_columns, signed_neurons)
+from analyses.bases import (
+    fit_ica,
+    fit_pca,
+    half_unit,
+    parse_bases,
+    projection_basis,
+    random_directions,
+    rotation_columns,
+    signed_neurons,
+)
 from analyses.scoring import ScoringConfig, score_many
 from analyses.scoring.kinds import KINDS, summarize_values
 from interp.errors import InterpError

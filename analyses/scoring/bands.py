@@ -12,8 +12,8 @@ simulation and truth over every token of every band example."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
