@@ -86,7 +86,8 @@ def score_bases(dicts: dict, train_cache, held_cache, hook: str, cfg, folder: Pa
     return {name: ScoreResult}."""
     if not dicts:
         return {}
-    scfg = replace(cfg.scoring, n_features=cfg.features_per_layer, seed=cfg.seed)
+    # every scored unit's held-out activations are kept (heldout_acts.safetensors): the lexical ceiling reads them
+    scfg = replace(cfg.scoring, n_features=cfg.features_per_layer, seed=cfg.seed, keep_heldout_acts=True)
     wpb = cfg.windows_per_batch
     results = score_many({n: (d, None) for n, d in dicts.items()}, train_cache.iter_windows([hook], wpb),
                          held_cache.iter_windows([hook], wpb), scfg, tokenizer, explainer, simulator, device)

@@ -80,6 +80,10 @@ def test_two_layers_end_to_end_write_reports_that_state_sample_sizes(tiny_model,
     for layer in (0, 2):
         assert (tmp_path / "layers" / f"L{layer:02d}" / "sae" / "s0" / "explanations.json").exists()
         assert (tmp_path / "layers" / f"L{layer:02d}" / "units.json").exists()
+        from safetensors.torch import load_file
+
+        kept = load_file(str(tmp_path / "layers" / f"L{layer:02d}" / "pca" / "heldout_acts.safetensors"))
+        assert kept["acts"].shape == (24, 17, 6) and kept["features"].shape == (6,)  # every held-out token, each scored unit
         assert (tmp_path / "saes" / f"blocks.{layer}.mlp.hook_post" / "cfg.json").exists()
 
 
