@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 OURS = r"(interp|sae|analyses)(\.|$)"  # modules whose warnings still show
 

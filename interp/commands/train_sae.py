@@ -9,7 +9,13 @@ from interp import distributed
 from interp.errors import InterpError
 from interp.models import load_model
 from interp.runlog import write_run_json
-from interp.sae_runs import cache_batches, check_architecture, new_saes, sae_dirs, train_config
+from interp.sae_runs import (
+    cache_batches,
+    check_architecture,
+    new_saes,
+    sae_dirs,
+    train_config,
+)
 from interp.sites import check_context, hook_name, hook_width, parse_layers
 from interp.store import ActivationCache
 from interp.stream import stream_activations
