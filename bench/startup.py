@@ -28,7 +28,7 @@ CASES = {
 
 def seconds(argv: list[str]) -> float:
     t = time.perf_counter()
-    subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, check=False, check=False,
+    subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, check=False,
                    env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     return time.perf_counter() - t
 

@@ -17,7 +17,7 @@ SKIPPING = "import pytest\n\ndef test_needs_something():\n    pytest.skip('somet
 def pytest_in(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     e = {k: v for k, v in os.environ.items() if k != "CI"} | env | {"PYTHONPATH": f"{REPO}:{REPO / 'tests'}"}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "skip_guard", "-p", "no:cacheprovider", *args],
-                          cwd=folder, env=e, capture_output=True, check=False, text=True, timeout=240, check=False)
+                          cwd=folder, env=e, capture_output=True, text=True, timeout=240, check=False)
 
 
 def test_a_skip_fails_the_run_in_ci_but_not_elsewhere(tmp_path):

@@ -27,7 +27,7 @@ print("HEAVY:" + ",".join(m for m in {heavy!r} if m in sys.modules))
 
 
 def imported_by(*argv: str) -> tuple[list[str], subprocess.CompletedProcess]:
-    r = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv], capture_output=True, check=False, text=True, check=False,
+    r = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv], capture_output=True, text=True, check=False,
                        cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
     last = r.stdout.strip().splitlines()[-1]
     assert last.startswith("HEAVY:"), r.stdout + r.stderr
