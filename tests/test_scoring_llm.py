@@ -55,7 +55,7 @@ def llm_run(url, cache, out):
     tt, ta, ht, ha = ss.split(lambda t, s: ss.on_token(t, 7, seed=s).unsqueeze(-1), n_train=60, n_heldout=60)
     llm = make_llm("openai", "fake-model", base_url=url, cache_dir=cache)
     tok = ss.Tokenizer()
-    cfg = ScoringConfig(n_top_train=4, n_random_train=2, n_top_heldout=4, n_random_heldout=4)
+    cfg = ScoringConfig(n_top_train=4, n_random_train=2, n_top_heldout=4, n_random_heldout=4, bands=None)  # no band examples: 8 simulations
     result = score_features(ss.neurons(1), ss.batches(tt, ta), ss.batches(ht, ha), cfg=cfg, tokenizer=tok,
                             explainer=LLMExplainer(llm, tok, n_examples=3), simulator=LLMSimulator(llm, tok), out=out)
     return result, llm

@@ -27,9 +27,10 @@ import numpy as np
 import torch
 
 from analyses.dictionary import Dictionary
+from analyses.scoring.bands import BandCollector
 from interp.errors import InterpError
 
-SALTS = {"train": 1, "heldout": 2}
+SALTS = {"train": 1, "heldout": 2, "bands": 3}
 
 
 def stretch_keys(sid: torch.Tensor, seed: int, salt: int) -> torch.Tensor:  # [n] int64 >= 0
@@ -70,6 +71,9 @@ class SplitExamples:
     top_acts: torch.Tensor  # [F, k, L] true activations on the stretch's tokens
     rand_sid: torch.Tensor  # [r] int64
     rand_acts: torch.Tensor  # [F, r, L]
+    # band examples (analyses/scoring/bands.py), only when asked for: [F, B, m] and [F, B, m, L]
+    band_sid: torch.Tensor | None = None
+    band_acts: torch.Tensor | None = None
 
     @property
     def per_window(self) -> int:
@@ -109,16 +113,27 @@ class SplitExamples:
         tok, prev, valid, acts = (torch.cat(x) for x in zip(*parts))
         return FeatureExamples(int(self.features[j]), tok, prev, acts, valid, len(parts[0][0]) if top else 0)
 
+    def band_examples(self, j: int) -> FeatureExamples | None:
+        """The feature at position j's band examples (every band, silent one first), or None."""
+        if self.band_sid is None:
+            return None
+        sid, acts = self.band_sid[j].flatten(), self.band_acts[j].flatten(0, 1)
+        have = sid >= 0
+        tok, prev, valid = self.stretch_tokens(sid[have])
+        return FeatureExamples(int(self.features[j]), tok, prev, acts[have], valid, 0)
+
     def select(self, cols: torch.Tensor) -> "SplitExamples":
         """The same examples for a subset of the features (`cols` index positions, not ids)."""
+        bands = (None, None) if self.band_sid is None else (self.band_sid[cols], self.band_acts[cols])
         return SplitExamples(self.features[cols], self.windows, self.example_len, self.count[cols], self.top_value[cols],
-                             self.top_sid[cols], self.top_acts[cols], self.rand_sid, self.rand_acts[cols])
+                             self.top_sid[cols], self.top_acts[cols], self.rand_sid, self.rand_acts[cols], *bands)
 
 
 class ExampleCollector:
     """Feed batches of windows and their feature activations in corpus order; `finish()`."""
 
-    def __init__(self, n_features: int, example_len: int, n_top: int, n_random: int, seed: int, split: str):
+    def __init__(self, n_features: int, example_len: int, n_top: int, n_random: int, seed: int, split: str,
+                 bands=None):
         if example_len < 1:
             raise InterpError(f"an example must be at least one token long, not {example_len}.")
         self.F, self.L, self.k, self.r = n_features, example_len, n_top, n_random
@@ -133,6 +148,7 @@ class ExampleCollector:
         self.windows: list[torch.Tensor] = []
         self.n_stretches = 0
         self.ctx: int | None = None
+        self.bands = bands  # a BandCollector (analyses/scoring/bands.py) or None
 
     def update(self, tokens: torch.Tensor, z: torch.Tensor) -> None:
         """tokens [w, ctx]; z [w, ctx, F] the features' activations on them (only read)."""
@@ -152,6 +168,9 @@ class ExampleCollector:
         self.count += (peak > 0).sum(0)
         self._update_top(peak, flat, ctx, self.n_stretches)
         self._update_random(peak.shape[0], flat, ctx, self.n_stretches)
+        if self.bands is not None:
+            sid = self.n_stretches + torch.arange(peak.shape[0])
+            self.bands.update(peak, flat, lambda local: self._rows(local, ctx), stretch_keys(sid, self.seed, SALTS["bands"]), sid)
         self.windows.append(tokens.to(torch.int32))
         self.n_stretches += peak.shape[0]
 
@@ -206,7 +225,10 @@ class ExampleCollector:
         have = self.rsid >= 0
         if int(have.sum()) < self.r:  # fewer stretches in the whole split than random examples asked for
             self.rsid, self.racts = self.rsid[have], self.racts[have]
+        band_sid, band_acts = self.bands.finish() if self.bands is not None else (None, None)
         return SplitExamples(
+            band_sid=band_sid,
+            band_acts=band_acts,
             features=features,
             windows=torch.cat(self.windows).to(torch.int64),
             example_len=self.L,
@@ -243,16 +265,18 @@ def collect_many(
     n_random: int = 20,
     seed: int = 0,
     device: torch.device | str | None = None,
+    bands: dict | None = None,  # name -> (train max [F], BandConfig): also collect band examples
 ) -> dict[str, SplitExamples]:
-    """One pass over a split for many dictionaries at once (e.g. every layer's neurons and SAE, from
-    one forward pass of the model); each reads its own hook from the batches. All get the same
+    """One pass over a split for many dictionaries at once (e.g. every layer's bases, from one
+    forward pass of the model); each reads its own hook from the batches. All get the same
     random examples, since those depend only on the text."""
     device = torch.device(device or "cpu")
     plan = {}
     for name, (dictionary, features) in dictionaries.items():
         everything = len(features) == dictionary.n_features and bool((features == torch.arange(len(features))).all())
+        band = BandCollector(*bands[name], example_len) if bands and name in bands else None
         plan[name] = (dictionary, None if everything else features.to(device),
-                      ExampleCollector(len(features), example_len, n_top, n_random, seed, split))
+                      ExampleCollector(len(features), example_len, n_top, n_random, seed, split, band))
     with torch.no_grad():
         for tokens, acts in batches:
             for dictionary, select, acc in plan.values():

@@ -40,6 +40,8 @@ class FeatureScore:
     n_firing_contexts: int
     n_silent_contexts: int
     simulation_prompts: list = field(default_factory=list)  # LLM simulator only: [{example, prompt, answer}]
+    score_bands: float | None = None  # Anthropic-style: correlation on activation-band and silent examples
+    n_band_examples: int = 0
 
     def to_json(self) -> dict:
         out = {k: v for k, v in asdict(self).items() if k not in ("explanation", "simulation_prompts")}

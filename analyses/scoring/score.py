@@ -25,10 +25,12 @@ from typing import Callable, Iterable
 import torch
 
 from analyses.dictionary import Dictionary
+from analyses.scoring.bands import BandConfig
 from analyses.scoring.detection import detection_auroc
 from analyses.scoring.examples import FeatureExamples, SplitExamples, collect_many
 from analyses.scoring.explain import Explanation, TokenExplainerConfig, explain_tokens, token_decoder
 from analyses.scoring.results import FeatureScore, ScoreResult
+from analyses.scoring.kinds import summarize_kinds
 from analyses.scoring.simulate import simulate_tokens
 from analyses.scoring.stats import bootstrap_ci, derived_seed, pearson, sample_live
 from interp.errors import InterpError
@@ -46,6 +48,8 @@ class ScoringConfig:
     explainer: TokenExplainerConfig = field(default_factory=TokenExplainerConfig)
     seed: int = 0
     n_boot: int = 1000  # bootstrap resamples for the CI of the mean score
+    # held-out examples from activation bands, for the Anthropic-style score; None: not collected
+    bands: BandConfig | None = field(default_factory=BandConfig)
 
     def check(self) -> None:
         if self.example_len < 1 or min(self.n_top_train, self.n_top_heldout) < 1:
@@ -95,8 +99,14 @@ def make_scorers(explainer: str = "tokens", simulator: str = "tokens", llm=None,
     return ex, sim
 
 
-def score_feature(explanation: Explanation, simulator, held: FeatureExamples, train_max: float, fire_frac: float) -> dict:
-    """Simulate one feature's held-out examples from its explanation and compare with the truth."""
+def score_feature(explanation: Explanation, simulator, held: FeatureExamples, train_max: float, fire_frac: float,
+                  bands: FeatureExamples | None = None) -> dict:
+    """Simulate one feature's held-out examples from its explanation and compare with the truth.
+    Truth and simulation are compared as given: the sign rule (analyses/bases.py) makes both >= 0."""
+    band_score = None
+    if bands is not None and len(bands.tokens):
+        bsim = simulator.simulate(explanation, bands)
+        band_score = pearson(bsim[bands.valid], bands.acts[bands.valid])
     sim = simulator.simulate(explanation, held)  # [n, L]
     v = held.valid
     top = torch.arange(len(v)) < held.n_top
@@ -107,7 +117,8 @@ def score_feature(explanation: Explanation, simulator, held: FeatureExamples, tr
     return {"score": r_all if r_all is not None else 0.0, "defined": r_all is not None, "score_top": r_top,
             "score_random": r_rand, "detection_auroc": auroc, "n_heldout_top": held.n_top,
             "n_heldout_random": held.n_random, "n_heldout_tokens": int(v.sum()),
-            "n_firing_contexts": n_pos, "n_silent_contexts": n_neg}
+            "n_firing_contexts": n_pos, "n_silent_contexts": n_neg,
+            "score_bands": band_score, "n_band_examples": 0 if bands is None else len(bands.tokens)}
 
 
 def score_examples(train: SplitExamples, heldout: SplitExamples, cfg: ScoringConfig = ScoringConfig(),
@@ -125,7 +136,7 @@ def score_examples(train: SplitExamples, heldout: SplitExamples, cfg: ScoringCon
         explanation = explainer.explain(ex)
         t1 = time.perf_counter()
         train_max = float(train.max[j])
-        row = score_feature(explanation, simulator, heldout.feature(j), train_max, cfg.fire_frac)
+        row = score_feature(explanation, simulator, heldout.feature(j), train_max, cfg.fire_frac, heldout.band_examples(j))
         prompts = simulator.take_prompts() if hasattr(simulator, "take_prompts") else []
         t_explain, t_sim = t_explain + t1 - t0, t_sim + time.perf_counter() - t1
         out.append(FeatureScore(feature=ex.feature, explanation=explanation, train_firing_examples=int(train.count[j]), train_max=train_max,
@@ -143,7 +154,8 @@ def summarize(scores: list[FeatureScore], cfg: ScoringConfig) -> dict:
     dmean, dlo, dhi = bootstrap_ci(det, cfg.n_boot, 0.05, cfg.seed)
     return {"n_scored": len(scores), "mean_score": mean, "ci95": [lo, hi],
             "n_undefined_scored_0": sum(not s.defined for s in scores),
-            "mean_detection_auroc": dmean, "detection_ci95": [dlo, dhi], "n_detection": len(det)}
+            "mean_detection_auroc": dmean, "detection_ci95": [dlo, dhi], "n_detection": len(det),
+            "kinds": summarize_kinds(scores, cfg.n_boot, cfg.seed)}
 
 
 def score_features(
@@ -196,8 +208,9 @@ def score_many(
             raise InterpError(f"none of the {len(ids[name])} features of {name} fires on the {train.n_tokens:,} train tokens; give more text or other features.")
         trains[name] = train.select(picks)
     t0 = time.perf_counter()
+    bands = {name: (t.max, cfg.bands) for name, t in trains.items()} if cfg.bands is not None else None
     helds = collect_many({name: (dictionaries[name][0], t.features) for name, t in trains.items()}, heldout_batches, "heldout",
-                         cfg.example_len, cfg.n_top_heldout, cfg.n_random_heldout, cfg.seed, device)
+                         cfg.example_len, cfg.n_top_heldout, cfg.n_random_heldout, cfg.seed, device, bands)
     t_held = time.perf_counter() - t0
     explainer = explainer or TokenExplainer(cfg.explainer, tokenizer)
     simulator = simulator or TokenSimulator()
