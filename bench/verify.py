@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import interp.store as store  # noqa: E402
+from interp import store  # noqa: E402
 from interp.models import load_model  # noqa: E402
 from interp.recording import record  # noqa: E402
 from interp.tokens import token_windows  # noqa: E402

@@ -65,7 +65,7 @@ def test_nan_activations_are_reported_as_bad_data_before_training_reads_a_batch(
 
 
 def test_a_good_cache_is_read_once_per_process_and_the_check_can_be_skipped(cache_dir, monkeypatch):
-    import interp.store as store
+    from interp import store
 
     calls = []
     real = store._crc
