@@ -52,8 +52,12 @@ saelens-env: setup
 test: fetch saelens-env
 	INTERP_SAELENS_VENV=$(abspath $(SAELENS_VENV)) $(PY) -m pytest -q
 
+# The quick benchmarks (under 10 minutes on 2 cores); each writes its table to bench/results/<script>.md
+# with the commit it measured. The slow ones (dashboard, scoring, scale, sae_quality, sae-lens side by
+# side) run by hand: see each script's docstring.
 bench: setup
-	$(PY) bench/record.py
+	$(PY) bench/sae_train.py --d-in 576 --archs topk batchtopk topk+auxk --steps 8 --results
+	$(PY) bench/record.py --models gpt2-small,smollm2-135m --tokens 2048 --repeats 5 --results
 
 clean:
 	rm -rf $(VENV) $(SAELENS_VENV) runs

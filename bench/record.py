@@ -8,7 +8,10 @@ For each model, on the same token windows in one run:
   (c)  recording each layer in a pass of its own, into the disk cache:
        (c-full) full forward passes (what run_with_cache per layer does)
        (c-stop) each pass stopped at its layer (the cheapest per-layer way)
-and prints the ratios (b)/(a) (goal >= 0.9) and (b)/(c) (goal >= 0.8 L).
+and prints the ratios (b)/(a) (goal >= 0.95) and (b)/(c) (goal >= 0.8 L).
+
+(a) and (b) alternate (ABBA) for --repeats rounds; (b)/(a) is taken round by round and printed
+as median [min, max]. (c) takes L passes, so it runs once, and only with --per-layer.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import Results, Spread, add_common_args, apply_threads, interleave, ratios  # noqa: E402
 
 from interp.recording import record  # noqa: E402
 from interp.sites import hook_name  # noqa: E402
@@ -62,7 +67,8 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repeats: int = 3) -> dict:
+def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repeats: int = 5,
+                per_layer_too: bool = False) -> dict:
     model = load(name)
     L = model.cfg.n_layers
     w = windows_for(model, n_tokens, ctx)
@@ -98,39 +104,47 @@ def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repea
 
         return go
 
-    bare()  # warm-up: allocator, thread pools
-    # (a) and (b) alternate, best of `repeats` each, so a load spike on a shared machine hits both
-    ta, tb = float("inf"), float("inf")
-    for _ in range(repeats):
-        ta = min(ta, timed(bare))
-        tb = min(tb, timed(one_pass))
-        shutil.rmtree(tmp / "b")
-    tc_stop = timed(per_layer(True))
-    for p in tmp.glob("c*"):
-        shutil.rmtree(p)
-    tc_full = timed(per_layer(False))
-    for p in tmp.glob("c*"):
-        shutil.rmtree(p)
-    return {"model": name, "L": L, "tokens": n, "a": n / ta, "b": n / tb, "c_full": n / tc_full, "c_stop": n / tc_stop}
+    def clean():
+        shutil.rmtree(tmp / "b", ignore_errors=True)
+
+    t = interleave({"a": bare, "b": one_pass}, repeats, warmup=1, between=clean)
+    r = {"model": name, "L": L, "tokens": n, "a": Spread([n / s for s in t["a"]]), "b": Spread([n / s for s in t["b"]]),
+         "b/a": ratios(t["a"], t["b"])}
+    if per_layer_too:
+        tc_stop = timed(per_layer(True))
+        for p in tmp.glob("c*"):
+            shutil.rmtree(p)
+        tc_full = timed(per_layer(False))
+        for p in tmp.glob("c*"):
+            shutil.rmtree(p)
+        r |= {"c_full": n / tc_full, "c_stop": n / tc_stop}
+    return r
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="gpt2-small,smollm2-135m")
-    ap.add_argument("--tokens", type=int, default=4096)
+    ap.add_argument("--tokens", type=int, default=2048)
     ap.add_argument("--context-size", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=3, help="alternating runs of (a) and (b); the best of each counts")
+    ap.add_argument("--repeats", type=int, default=5, help="alternating rounds of (a) and (b)")
+    ap.add_argument("--per-layer", action="store_true", help="also time (c): a pass per layer (slow: L passes)")
+    add_common_args(ap)
     args = ap.parse_args()
+    apply_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| model | L | tokens | (a) bare tok/s | (b) one pass tok/s | (c-full) tok/s | (c-stop) tok/s | (b)/(a) | (b)/(c-full) | (b)/(c-stop) | 0.8 L |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    out = Results("record", args.results)
+    out.say(f"{args.tokens} tokens, context {args.context_size}, batch {args.batch_size} windows, "
+            f"{args.repeats} alternating rounds of (a) bare forward and (b) recording every layer; medians [min, max]\n")
+    out.say("| model | L | tokens | (a) bare tok/s | (b) one pass tok/s | (b)/(a) per round | (b)/(c-full) | (b)/(c-stop) | 0.8 L |")
+    out.say("|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         with tempfile.TemporaryDirectory() as d:
-            r = bench_model(name, args.tokens, args.context_size, args.batch_size, Path(d), args.repeats)
-        print(f"| {r['model']} | {r['L']} | {r['tokens']} | {r['a']:,.0f} | {r['b']:,.0f} | {r['c_full']:,.0f} | {r['c_stop']:,.0f} "
-              f"| {r['b'] / r['a']:.2f} | {r['b'] / r['c_full']:.1f} | {r['b'] / r['c_stop']:.1f} | {0.8 * r['L']:.1f} |", flush=True)
+            r = bench_model(name, args.tokens, args.context_size, args.batch_size, Path(d), args.repeats, args.per_layer)
+        c = (f"{r['b'].median / r['c_full']:.1f} | {r['b'].median / r['c_stop']:.1f}" if "c_full" in r else "- | -")
+        out.say(f"| {r['model']} | {r['L']} | {r['tokens']} | {r['a'].fmt(',.0f')} | {r['b'].fmt(',.0f')} "
+                f"| {r['b/a'].fmt('.3f')} | {c} | {0.8 * r['L']:.1f} |")
+    out.save()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.harness import machine  # noqa: E402
 from interp.store import ActivationCache  # noqa: E402
 
 
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", default="interp,saelens,saelens-matched", help="which runs, comma-separated")
     args = p.parse_args(argv)
 
+    print(machine())
+    print("one training run each (minutes apiece): quality, not speed, is compared here; train s is wall clock\n")
     train, held = acts_caches(args.acts, args.hook, args.model, 98_304, 24_576)
     x = heldout_rows(held, args.hook, args.heldout)
     d_in = x.shape[1]

@@ -3,8 +3,11 @@
     python bench/sae_train.py                 # d_in 576 and 768, expansion 8, batch 4096, k 32
     python bench/sae_train.py --d-in 576 --archs topk topk+auxk --steps 10
 
-For each architecture: median tokens/s over timed steps, and GFLOP/s as a share of the peak of
-an fp32 (4096x576)@(576x4608) matmul, timed between the steps of that same architecture. "dense-equivalent" counts the
+For each architecture: tokens/s over timed steps (median [min, max]), and GFLOP/s as a share of
+the peak of an fp32 (4096x576)@(576x4608) matmul, timed between the steps of that same
+architecture. "bound" is the step's own dense encoder product, (x - b_dec) @ W_enc + b_enc on
+the same batch and weights into a kept buffer: no TopK step can be faster. "bound/step" is taken
+round by round (the bound timed right before each step) and printed as median [min, max]. "dense-equivalent" counts the
 12 * d_in * d_sae FLOPs per token a dense step does (encoder and decoder, forward and
 backward), so it compares recipes; "actual" counts what our kernels compute (the TopK family
 skips most of it). `topk+auxk` keeps half the latents dead so AuxK runs every step.
@@ -19,7 +22,6 @@ shared with other jobs, wall-clock times of two threads are dominated by content
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -28,6 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.harness import Results, Spread, add_common_args, apply_threads, interleave, ratios  # noqa: E402
 from sae import SAEConfig, TrainConfig, Trainer, create_sae  # noqa: E402
 
 
@@ -82,18 +85,34 @@ def run_steps(trainer: Trainer, x: torch.Tensor, n: int) -> list[float]:
     return times
 
 
+class EncoderBound:
+    """The dense encoder product of a trainer's own step, on its batch: the floor of a TopK step."""
+
+    def __init__(self, trainer: Trainer, x: torch.Tensor):
+        sae = trainer.sae
+        with torch.no_grad():
+            self.xc = x * sae.cfg.activation_scale - sae.b_dec
+        self.sae = sae
+        self.out = torch.empty(x.shape[0], sae.cfg.d_sae, dtype=x.dtype)
+
+    def __call__(self) -> None:
+        with torch.no_grad():
+            torch.addmm(self.sae.b_enc, self.xc, self.sae.W_enc, out=self.out)
+
+
 def time_steps(arch: str, d_in: int, d_sae: int, k: int = 32, batch: int = 4096, steps: int = 6,
-               warmup: int = 2, peak: MatmulPeak | None = None) -> tuple[float, float]:
-    """(median seconds per training step, median matmul GFLOP/s measured between the steps).
-    Interleaving the two keeps the ratio honest when other jobs load the machine unevenly."""
+               warmup: int = 2, peak: MatmulPeak | None = None) -> dict[str, Spread]:
+    """Seconds per training step, the encoder bound's seconds, bound/step round by round, and the
+    matmul GFLOP/s, each over `steps` interleaved rounds (the machine's load hits all alike)."""
     trainer, x = make_trainer(arch, d_in, d_sae, k, batch)
     run_steps(trainer, x, warmup)
     peak = peak or MatmulPeak()
-    secs, peaks = [], []
-    for _ in range(steps):
-        peaks.append(peak.sample())
-        secs += run_steps(trainer, x, 1)
-    return statistics.median(secs), statistics.median(peaks)
+    bound = EncoderBound(trainer, x)
+    gflops: list[float] = []
+    t = interleave({"peak": lambda: gflops.append(peak.sample()), "bound": bound,
+                    "step": lambda: run_steps(trainer, x, 1)}, steps, warmup=0, clock=_clock)
+    return {"step": Spread(t["step"]), "bound": Spread(t["bound"]), "share": ratios(t["bound"], t["step"]),
+            "gflops": Spread(gflops)}
 
 
 def saelens_step(arch: str, d_in: int, d_sae: int, k: int = 32):
@@ -129,21 +148,15 @@ def saelens_step(arch: str, d_in: int, d_sae: int, k: int = 32):
     return step
 
 
-def compare_with_saelens(archs: list[str], d_in: int, d_sae: int, k: int, batch: int, steps: int) -> None:
-    print("| recipe | d_in | sae-lens tokens/s | interp tokens/s | ratio |\n| --- | --- | --- | --- | --- |")
+def compare_with_saelens(out: Results, archs: list[str], d_in: int, d_sae: int, k: int, batch: int, steps: int) -> None:
+    out.say("| recipe | d_in | sae-lens tokens/s | interp tokens/s | ratio, median [min, max] over rounds |")
+    out.say("| --- | --- | --- | --- | --- |")
     for arch in archs:
         trainer, x = make_trainer(arch, d_in, d_sae, k, batch)
         theirs_step = saelens_step(arch, d_in, d_sae, k)
-        run_steps(trainer, x, 1)
-        theirs_step(x)
-        ours, theirs = [], []
-        for _ in range(steps):
-            ours += run_steps(trainer, x, 1)
-            t = _clock()
-            theirs_step(x)
-            theirs.append(_clock() - t)
-        a, b = batch / statistics.median(theirs), batch / statistics.median(ours)
-        print(f"| {arch} | {d_in} | {a:,.0f} | {b:,.0f} | {b / a:.2f}x |", flush=True)
+        t = interleave({"ours": lambda: run_steps(trainer, x, 1), "theirs": lambda: theirs_step(x)}, steps, clock=_clock)
+        a, b = batch / statistics.median(t["theirs"]), batch / statistics.median(t["ours"])
+        out.say(f"| {arch} | {d_in} | {a:,.0f} | {b:,.0f} | {ratios(t['theirs'], t['ours']).fmt('.2f')} |")
 
 
 def actual_flops_per_token(arch: str, d_in: int, d_sae: int, k: int) -> float:
@@ -167,34 +180,39 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--k", type=int, default=32)
     p.add_argument("--batch", type=int, default=4096)
     p.add_argument("--archs", nargs="+", default=["topk", "topk+auxk", "batchtopk", "relu", "relu@3%", "jumprelu"])
-    p.add_argument("--steps", type=int, default=4, help="timed steps per architecture (after 2 warm-up steps)")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--steps", type=int, default=6, help="timed rounds per architecture (after 2 warm-up steps)")
     p.add_argument("--cpu-time", action="store_true", help="one thread, timed by process CPU time")
     p.add_argument("--saelens", action="store_true", help="side by side with sae-lens (topk, topk+auxk, relu)")
+    add_common_args(p)
     args = p.parse_args(argv)
-    if args.threads or args.cpu_time:
-        torch.set_num_threads(1 if args.cpu_time else args.threads)
+    apply_threads(1 if args.cpu_time else args.threads)
     _clock = time.process_time if args.cpu_time else time.perf_counter
-    peak = MatmulPeak()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}, "
-          f"{'process CPU time' if args.cpu_time else 'wall clock'}\n")
+    out = Results("sae_train", args.results)
+    out.say(f"clock: {'process CPU time' if args.cpu_time else 'wall clock'}; batch {args.batch}, k {args.k}, "
+            f"{args.steps} interleaved rounds of (matmul peak, encoder bound, step)\n")
     if args.saelens:
         for d_in in args.d_in:
             archs = [a for a in args.archs if a.split("@")[0] in ("topk", "topk+auxk", "relu")]
-            compare_with_saelens(archs, d_in, d_in * args.expansion, args.k, args.batch, args.steps)
+            compare_with_saelens(out, archs, d_in, d_in * args.expansion, args.k, args.batch, args.steps)
+        out.save()
         return
-    print("| arch | d_in | d_sae | tokens/s | step ms | matmul peak GFLOP/s | dense-equiv GFLOP/s | % peak "
-          "| actual GFLOP/s | % peak |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    peak = MatmulPeak()
+    out.say("| arch | d_in | d_sae | tokens/s | step ms | bound ms | bound/step | peak GFLOP/s | dense-equiv % peak "
+            "| actual % peak |")
+    out.say("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for d_in in args.d_in:
         d_sae = d_in * args.expansion
         for arch in args.archs:
-            sec, gflops = time_steps(arch, d_in, d_sae, args.k, args.batch, args.steps, peak=peak)
+            r = time_steps(arch, d_in, d_sae, args.k, args.batch, args.steps, peak=peak)
+            sec, gflops = r["step"].median, r["gflops"].median
             tps = args.batch / sec
             dense = 12 * d_in * d_sae * tps / 1e9
             actual = actual_flops_per_token(arch, d_in, d_sae, args.k) * tps / 1e9
-            print(f"| {arch} | {d_in} | {d_sae} | {tps:,.0f} | {sec * 1e3:.0f} | {gflops:.0f} | {dense:.0f} "
-                  f"| {dense / gflops:.0%} | {actual:.0f} | {actual / gflops:.0%} |", flush=True)
+            out.say(f"| {arch} | {d_in} | {d_sae} | {tps:,.0f} | {r['step'].fmt('.0f', 1e3)} | {r['bound'].median * 1e3:.1f} "
+                    f"| {r['share'].fmt('.2f')} | {r['gflops'].fmt('.0f')} | {dense / gflops:.0%} | {actual / gflops:.0%} |")
+    out.say("\nbound/step: the dense encoder product's time over the whole step's, per round; 1.0 would be a step "
+            "that costs only its encoder product.")
+    out.save()
 
 
 if __name__ == "__main__":

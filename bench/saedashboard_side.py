@@ -19,11 +19,15 @@ import argparse
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.harness import Spread, machine  # noqa: E402  (plain Python: nothing of interp)
 
 
 def read_tokens(cache: Path) -> torch.Tensor:
@@ -88,6 +92,7 @@ def main() -> None:
     norms = sae.W_dec.norm(dim=1)
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4), "decoder rows are not unit norm"
     sae.fold_W_dec_norm = lambda: None
+    print(machine(), flush=True)
     times = []
     t_all = time.perf_counter()
     for f0 in range(0, args.features, args.batch_features):
@@ -106,6 +111,8 @@ def main() -> None:
     total = time.perf_counter() - t_all
     print(json.dumps({"tool": "sae-dashboard 0.8.0", "tokens": int(tokens.numel()), "features": args.features,
                       "seconds": round(total, 2), "features_per_second": round(args.features / total, 3), "batches": times}, indent=1))
+    per = Spread([b["run_seconds"] / b["features"] for b in times[1:]] or [times[0]["run_seconds"] / times[0]["features"]])
+    print(f"run seconds per feature over the feature batches after the first: {per.fmt('.3f')}")
 
 
 if __name__ == "__main__":

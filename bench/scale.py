@@ -29,6 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import Spread, machine  # noqa: E402
+
 
 def worker(a: argparse.Namespace) -> None:
     import torch
@@ -87,6 +89,7 @@ def worker(a: argparse.Namespace) -> None:
         result = {
             "processes": world, "threads": torch.get_num_threads(), "tokens_per_s": a.batch * a.steps / float(total),
             "step_ms": 1e3 * statistics.median(times),
+            "step_ms_spread": Spread(times).fmt(".0f", 1e3),
             "grad_allreduce_ms": 1e3 * statistics.median(comm) if comm else 0.0,
             "grad_overlap_ms": 1e3 * statistics.median(overlap) if overlap else 0.0,
             "small_allreduce_ms": 1e3 * spent["small"] / a.steps,
@@ -127,17 +130,19 @@ def main() -> None:
     if a.worker:
         return worker(a)
 
+    print(machine())
     rows = [launch(a, *map(int, c.split("x"))) for c in a.configs.split(",")]
+    print(f"load average after the runs: {os.getloadavg()[0]:.2f}")
     print(f"{a.arch} SAE, d_in {a.d_in}, d_sae {a.d_in * a.expansion}, global batch {a.batch}, {a.steps} timed steps "
           f"after {a.warmup}, {os.cpu_count()} cores; gradients {rows[-1]['grad_mb']:.1f} MB; medians per step")
-    print("| processes x threads | tokens/s | ratio | tokens per CPU-s | step ms | grad all-reduce ms (overlapped) "
+    print("| processes x threads | tokens/s | ratio | tokens per CPU-s | step ms median [min, max] | grad all-reduce ms (overlapped) "
           "| other all-reduces ms | exposed comm / step | bare all-reduce ms / step |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     base = rows[0]["tokens_per_s"]
     for r in rows:
         exposed = r["grad_allreduce_ms"] - r["grad_overlap_ms"] + r["small_allreduce_ms"]
         print(f"| {r['processes']} x {r['threads']} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / base:.2f} | "
-              f"{r['tokens_per_cpu_s']:,.0f} | {r['step_ms']:.0f} | {r['grad_allreduce_ms']:.1f} ({r['grad_overlap_ms']:.1f}) | "
+              f"{r['tokens_per_cpu_s']:,.0f} | {r['step_ms_spread']} | {r['grad_allreduce_ms']:.1f} ({r['grad_overlap_ms']:.1f}) | "
               f"{r['small_allreduce_ms']:.1f} | {exposed / r['step_ms']:.1%} | {r['bare_allreduce_ms']:.1f} ({r['bare_allreduce_ms'] / r['step_ms']:.1%}) |")
 
 

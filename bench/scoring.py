@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analyses.dictionary import Dictionary  # noqa: E402
 from analyses.scoring import ScoringConfig, score_features  # noqa: E402
+from bench.harness import Spread, machine  # noqa: E402
 from interp.tokenizers import gpt2_tokenizer  # noqa: E402
 from interp.tokens import token_windows  # noqa: E402
 
@@ -64,7 +65,9 @@ def main() -> None:
     ap.add_argument("--features", default="64,256,1024", help="numbers of features to score, one run each")
     ap.add_argument("--d-in", type=int, default=256)
     ap.add_argument("--d-sae", type=int, default=4096)
+    ap.add_argument("--repeats", type=int, default=3, help="timed rounds of the baseline (a)")
     args = ap.parse_args()
+    print(machine())
     torch.manual_seed(0)
     tok = gpt2_tokenizer()
     train = token_windows("offline", tok, context_size=128, split="train", max_tokens=args.tokens)
@@ -84,11 +87,13 @@ def main() -> None:
         return n
 
     read_only()  # warm-up
-    t0 = time.perf_counter()
-    fired = read_only()
-    base = time.perf_counter() - t0
+    bases = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        fired = read_only()
+        bases.append(time.perf_counter() - t0)
     density = fired / ((train.numel() + held.numel()) * args.d_sae)
-    print(f"(a) baseline, read + encode both splits: {base:.2f} s (feature density {density:.3f})")
+    print(f"(a) baseline, read + encode both splits: {Spread(bases).fmt('.2f')} s (feature density {density:.3f})")
     print("| N features | wall s | features/s | train pass s | held-out pass s | explain s | simulate+score s | (c) ms/feature | mean score [95% CI] |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n in (int(x) for x in args.features.split(",")):

@@ -1,5 +1,8 @@
-"""The `interp` command line. Each command lives in interp/commands/<name>.py and exposes
-`add_parser(subparsers)` (which sets `func=run`) and `run(args) -> int`."""
+"""The `interp` command line. Each command has two modules: interp/commands/options/<name>.py
+declares its arguments (`add_parser(subparsers)`, light imports only) and interp/commands/<name>.py
+does the work (`run(args) -> int`, with torch and friends imported at its top). The parser is built
+from the options alone and the chosen command's module is imported only once its arguments parse,
+so `interp --help`, `interp CMD --help` and argument errors answer without importing torch."""
 
 from __future__ import annotations
 
@@ -8,35 +11,46 @@ import importlib
 import sys
 
 from interp.errors import InterpError
+from interp.quiet import quiet_third_parties
 
-# module name in interp.commands, in the order --help lists them
-COMMANDS = [
-    "fetch",
-    "record",
-    "info",
-    "train-sae",
-    "eval-sae",
-    "dashboard",
-    "compare-layers",
-    "train-lm",
-]
+# command name -> module name in interp.commands (and interp.commands.options), in --help order
+COMMANDS = {
+    "fetch": "fetch",
+    "record": "record",
+    "info": "info",
+    "train-sae": "train_sae",
+    "eval-sae": "eval_sae",
+    "dashboard": "dashboard",
+    "compare-layers": "compare_layers",
+    "train-lm": "train_lm",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (exit 2): `interp CMD: error: ...`, and
+    `interp CMD --help` for the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="interp",
         description="Record a transformer's activations, train sparse autoencoders, read features by depth.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"interp.commands.{name.replace('-', '_')}").add_parser(sub)
+    for module in COMMANDS.values():
+        importlib.import_module(f"interp.commands.options.{module}").add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with quiet_third_parties():
+            command = importlib.import_module(f"interp.commands.{COMMANDS[args.command]}")
+            return int(command.run(args) or 0)
     except InterpError as e:
         print(f"interp: error: {e}", file=sys.stderr)
         return 2

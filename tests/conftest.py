@@ -2,6 +2,8 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+pytest_plugins = ["skip_guard"]  # tests/skip_guard.py: skips fail CI, a notice when Chromium is missing
+
 
 @pytest.fixture(scope="session")
 def tiny_model() -> HookedTransformer:

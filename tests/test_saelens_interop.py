@@ -15,6 +15,7 @@ CASES = [f"case {arch} {direction} " for arch in ("standard", "topk", "jumprelu"
          for direction in ("saelens->interp", "interp->saelens")]
 
 
+@pytest.mark.timeout(660)  # the overlay venv imports sae-lens and transformer-lens several times
 def test_saelens_folders_round_trip_both_ways():
     python = VENV / "bin" / "python"
     if not python.exists():

@@ -11,59 +11,27 @@ needs no server and opens from disk. Explanations and scores (issue 5) are read 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from analyses.dashboard import make_dashboard, read_explanations
+from analyses.dictionary import neuron_dictionary, sae_dictionary
+from analyses.features import FeatureStatsConfig, parse_features
+from analyses.prompts import read_prompts
 from interp.errors import InterpError
-from interp.sites import SITES, check_context
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "dashboard",
-        help="build feature dashboards (static HTML) for an SAE or a layer's neurons",
-        description="Compute per-feature statistics (top examples with context, samples from activation bands, "
-        "density, histograms, logit effects, nearest features) in one pass over an activation cache, and write "
-        "an index page, one page per feature and a prompt view as static HTML that opens from disk with no network.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("sae_dir", nargs="?", metavar="SAE_DIR", help="the SAE folder (cfg.json + sae_weights.safetensors); omit with --neurons")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--cache", metavar="ACT_DIR", help="an activation cache written by `interp record` that holds the SAE's hook")
-    src.add_argument("--tokens", type=int, metavar="N", help="record N tokens of held-out text into OUT/acts first")
-    p.add_argument("--out", required=True, metavar="DIR", help="the dashboard folder to write (index.html inside)")
-    p.add_argument("--features", default="all", help="which features: 'all', a range '0-99', a list '1,5,9' or a mix")
-    p.add_argument("--neurons", action="store_true", help="dashboards for a layer's neurons (the identity dictionary) instead of an SAE")
-    p.add_argument("--model", default=None, help="model name or folder; when not given, the SAE's model_name, else the cache's model")
-    p.add_argument("--layer", type=int, default=None, help="with --neurons: the layer")
-    p.add_argument("--site", default="mlp_post", choices=list(SITES), help="with --neurons: which activation of the layer")
-    p.add_argument("--no-model", action="store_true", help="do not load the model: no logit effects, no prompt view, token ids instead of text")
-    p.add_argument("--prompts", default=None, metavar="FILE", help="prompts for the prompt view, added to the defaults")
-    p.add_argument("--no-default-prompts", action="store_true", help="use only the prompts of --prompts")
-    p.add_argument("--explanations", default=None, metavar="FILE", help="explanations and scores; when not given, SAE_DIR/explanations.json if it exists")
-    p.add_argument("--text", default="offline", help="with --tokens: the text source")
-    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"], help="with --tokens: which documents of the text source")
-    p.add_argument("--context-size", type=int, default=128, help="with --tokens: tokens per window")
-    p.add_argument("--top", type=int, default=20, help="top activating examples per feature")
-    p.add_argument("--bands", type=int, default=10, help="activation bands of [0, max] to sample from")
-    p.add_argument("--per-band", type=int, default=5, help="examples sampled from each band")
-    p.add_argument("--title", default=None, help="the dashboard's title (default: the SAE folder's name)")
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
-    p.set_defaults(func=run)
+from interp.models import load_model
+from interp.recording import record
+from interp.runlog import write_run_json
+from interp.sites import check_context, hook_name
+from interp.store import ActivationCache
+from interp.tokens import token_windows
+from sae import load_sae
 
 
 def run(args) -> int:
-    from tqdm.auto import tqdm
-
-    from analyses.dashboard import make_dashboard, read_explanations
-    from analyses.dictionary import neuron_dictionary, sae_dictionary
-    from analyses.features import FeatureStatsConfig, parse_features
-    from analyses.prompts import read_prompts
-    from interp.runlog import write_run_json
-    from interp.store import ActivationCache
-
     started = time.time()
     out = Path(args.out)
     if args.neurons and args.sae_dir:
@@ -80,13 +48,11 @@ def run(args) -> int:
         if model_name is None:
             raise InterpError("--neurons needs --model M (the model whose neurons to show).")
         model = _load_model(model_name, args.device)
-        from interp.sites import hook_name
 
         dictionary = neuron_dictionary(model, hook_name(args.site, args.layer))
         title = args.title or f"{model.cfg.model_name} layer {args.layer} {args.site} neurons"
         explanations_file = args.explanations
     else:
-        from sae import load_sae
 
         dictionary = sae_dictionary(load_sae(args.sae_dir, device=args.device))
         title = args.title or Path(args.sae_dir).resolve().name
@@ -100,8 +66,6 @@ def run(args) -> int:
     if cache is None:
         if model is None:
             raise InterpError("--tokens records activations and so needs the model: drop --no-model, or pass --cache.")
-        from interp.recording import record
-        from interp.tokens import token_windows
 
         check_context(model, args.context_size)
         windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split=args.split, max_tokens=args.tokens)
@@ -137,8 +101,6 @@ def run(args) -> int:
 
 
 def _load_model(name: str, device):
-    from interp.models import load_model
-
     return load_model(name, device=device)
 
 

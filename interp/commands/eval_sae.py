@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "eval-sae",
-        help="evaluate a saved SAE on held-out text: metrics.json and a table",
-        description="Run held-out text through the SAE's model, splice the SAE's reconstruction in at its hook, "
-        "and report l0, mse, explained_variance, fvu, cosine, l2_ratio, ce_loss_score, kl_div_score, dead and "
-        "dense fractions (SAELens names). Writes DIR/metrics.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("sae_dir", help="an SAE folder (cfg.json + sae_weights.safetensors), ours or SAELens's")
-    p.add_argument("--model", default=None, help="model to evaluate in (default: the SAE's model_name)")
-    p.add_argument("--text", default="offline", help="text source")
-    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
-    p.add_argument("--tokens", type=int, default=32_768, help="held-out tokens to evaluate on")
-    p.add_argument("--context-size", type=int, default=None, help="default: the SAE's training context size, else 128")
-    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
-    p.add_argument("--device", default=None)
-    p.add_argument("--out", default=None, help="where to write metrics.json (default: the SAE folder)")
-    p.set_defaults(func=run)
-
+from interp.files import write_json_atomic
+from interp.models import load_model
+from interp.runlog import write_run_json
+from interp.sites import check_context
+from interp.tokens import token_windows
+from sae import evaluate_sae, load_sae
 
 TABLE = ["l0", "explained_variance", "fvu", "mse", "cosine", "l2_ratio", "ce_loss_without_sae", "ce_loss_with_sae",
          "ce_loss_with_ablation", "ce_loss_score", "kl_div_score", "dead_fraction", "dense_fraction"]
 
 
 def run(args) -> int:
-    from sae import evaluate_sae, load_sae
-
-    from interp.models import load_model
-    from interp.runlog import write_run_json
-    from interp.files import write_json_atomic
-    from interp.sites import check_context
-    from interp.tokens import token_windows
-
     started = time.time()
     sae = load_sae(args.sae_dir)
     model = load_model(args.model or sae.cfg.model_name, device=args.device)

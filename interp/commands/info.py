@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
+import numpy as np
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "info",
-        help="summarise an activation cache: model, hooks, tokens, norms, a sample of its text",
-        description="Print what an activation cache written by `interp record` holds, check every shard's "
-        "checksum, and give per-hook statistics over its first shard.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("cache", help="the cache folder")
-    p.add_argument("--no-verify", action="store_true", help="skip the checksum pass")
-    p.set_defaults(func=run)
+from interp.models import OFFLINE_MODELS, is_fetched, offline_model_dir
+from interp.models.converted import _tokenizer as folder_tokenizer
+from interp.store import ActivationCache
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from interp.store import ActivationCache
-
     cache = ActivationCache(args.cache)
     if not args.no_verify:
         cache.verify()
@@ -45,8 +32,6 @@ def run(args) -> int:
 
 def _tokenizer(model_name: str):
     """The tokenizer of an offline model, to show text; None for other models (ids are enough)."""
-    from interp.models import OFFLINE_MODELS, is_fetched, offline_model_dir
-    from interp.models.converted import _tokenizer as folder_tokenizer
 
     if model_name in OFFLINE_MODELS and is_fetched(model_name):
         return folder_tokenizer(offline_model_dir(model_name))

@@ -2,59 +2,32 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from interp.sites import SITES, check_context
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "train-sae",
-        help="train sparse autoencoders on one or several layers",
-        description="Train an SAE per layer. Activations come straight from the model (one forward pass feeds "
-        "every layer's SAE) or from a cache written by `interp record` (--activations). Rerunning the same "
-        "command resumes from the last checkpoint. One layer: --out is the SAE folder (SAELens format); "
-        "several layers: --out holds one folder per hook. Under `torchrun --nproc-per-node N -m interp train-sae ...` "
-        "the same command trains data-parallel: --batch-size stays the global batch, each rank takes its part of "
-        "every batch, rank 0 writes the outputs, and a run resumes on any number of ranks (docs/distributed.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--model", default="smollm2-135m", help="model name or local folder (ignored with --activations)")
-    p.add_argument("--layer", "--layers", dest="layers", default=None,
-                   help="a layer, or a list like 0,4,8; default: the middle layer (or every hook of --activations)")
-    p.add_argument("--site", default="resid_post", choices=list(SITES), help="which activation in each block")
-    p.add_argument("--activations", default=None, help="train from this activation cache instead of running the model")
-    p.add_argument("--arch", default="topk", help="relu | topk | batchtopk | jumprelu")
-    p.add_argument("--k", type=int, default=32, help="active latents per token (topk, batchtopk)")
-    p.add_argument("--expansion", type=int, default=8, help="d_sae = expansion * d_in")
-    p.add_argument("--tokens", type=int, default=2_000_000, help="training tokens")
-    p.add_argument("--batch-size", type=int, default=4096, help="tokens per step (over all ranks under torchrun)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the trainer's)")
-    p.add_argument("--sparsity-coefficient", type=float, default=None, help="L1 (relu) or L0 (jumprelu) weight")
-    p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
-    p.add_argument("--text", default="offline", help="text source when running the model")
-    p.add_argument("--context-size", type=int, default=128, help="tokens per window when running the model")
-    p.add_argument("--include-bos", action="store_true", help="train on each window's BOS position too")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=run)
+import sae as saelib
+from interp import distributed
+from interp.errors import InterpError
+from interp.models import load_model
+from interp.runlog import write_run_json
+from interp.sae_runs import (
+    cache_batches,
+    check_architecture,
+    new_saes,
+    sae_dirs,
+    train_config,
+)
+from interp.sites import check_context, hook_name, hook_width, parse_layers
+from interp.store import ActivationCache
+from interp.stream import stream_activations
+from interp.tokens import token_windows
 
 
 def run(args) -> int:
-    from interp import distributed
-
     with distributed.session(args.device) as device:
         return _train(args, device)
 
 
 def _train(args, device) -> int:
-    import sae as saelib
-    from interp import distributed
-    from interp.runlog import write_run_json
-    from interp.sae_runs import check_architecture, new_saes, sae_dirs, train_config
-
     started = time.time()
     check_architecture(args.arch)
     main = distributed.is_main()
@@ -80,14 +53,9 @@ def _train(args, device) -> int:
 def _source(args, device):
     """(hooks, widths, batches(start) -> iterator of {hook: [B, d]}, model name, device); under
     torchrun the batches hold this rank's rows of each global batch."""
-    from interp import distributed
-    from interp.errors import InterpError
-    from interp.sae_runs import cache_batches
-    from interp.sites import hook_name, parse_layers
 
     skip_bos = not args.include_bos
     if args.activations:
-        from interp.store import ActivationCache
 
         cache = ActivationCache(args.activations)
         if args.layers is None:
@@ -101,11 +69,6 @@ def _source(args, device):
         args.context_size = cache.context_size
         batches = cache_batches(cache, hooks, args.batch_size, args.seed, skip_bos, device)
         return hooks, {h: cache.hooks[h] for h in hooks}, batches, cache.model_name, device
-
-    from interp.models import load_model
-    from interp.sites import hook_width
-    from interp.stream import stream_activations
-    from interp.tokens import token_windows
 
     if args.batch_size < distributed.world_size():
         raise InterpError(f"a batch of {args.batch_size} tokens cannot be split over {distributed.world_size()} ranks; use a larger --batch-size.")

@@ -1,0 +1,41 @@
+"""The options of `interp dashboard` (its code: interp/commands/dashboard.py). Light imports only, so that
+`interp --help` and argument errors answer at once."""
+
+from __future__ import annotations
+
+import argparse
+
+from interp.sites import SITES
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "dashboard",
+        help="build feature dashboards (static HTML) for an SAE or a layer's neurons",
+        description="Compute per-feature statistics (top examples with context, samples from activation bands, "
+        "density, histograms, logit effects, nearest features) in one pass over an activation cache, and write "
+        "an index page, one page per feature and a prompt view as static HTML that opens from disk with no network.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("sae_dir", nargs="?", metavar="SAE_DIR", help="the SAE folder (cfg.json + sae_weights.safetensors); omit with --neurons")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--cache", metavar="ACT_DIR", help="an activation cache written by `interp record` that holds the SAE's hook")
+    src.add_argument("--tokens", type=int, metavar="N", help="record N tokens of held-out text into OUT/acts first")
+    p.add_argument("--out", required=True, metavar="DIR", help="the dashboard folder to write (index.html inside)")
+    p.add_argument("--features", default="all", help="which features: 'all', a range '0-99', a list '1,5,9' or a mix")
+    p.add_argument("--neurons", action="store_true", help="dashboards for a layer's neurons (the identity dictionary) instead of an SAE")
+    p.add_argument("--model", default=None, help="model name or folder; when not given, the SAE's model_name, else the cache's model")
+    p.add_argument("--layer", type=int, default=None, help="with --neurons: the layer")
+    p.add_argument("--site", default="mlp_post", choices=list(SITES), help="with --neurons: which activation of the layer")
+    p.add_argument("--no-model", action="store_true", help="do not load the model: no logit effects, no prompt view, token ids instead of text")
+    p.add_argument("--prompts", default=None, metavar="FILE", help="prompts for the prompt view, added to the defaults")
+    p.add_argument("--no-default-prompts", action="store_true", help="use only the prompts of --prompts")
+    p.add_argument("--explanations", default=None, metavar="FILE", help="explanations and scores; when not given, SAE_DIR/explanations.json if it exists")
+    p.add_argument("--text", default="offline", help="with --tokens: the text source")
+    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"], help="with --tokens: which documents of the text source")
+    p.add_argument("--context-size", type=int, default=128, help="with --tokens: tokens per window")
+    p.add_argument("--top", type=int, default=20, help="top activating examples per feature")
+    p.add_argument("--bands", type=int, default=10, help="activation bands of [0, max] to sample from")
+    p.add_argument("--per-band", type=int, default=5, help="examples sampled from each band")
+    p.add_argument("--title", default=None, help="the dashboard's title (default: the SAE folder's name)")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")

@@ -1,0 +1,26 @@
+"""The options of `interp eval-sae` (its code: interp/commands/eval_sae.py). Light imports only, so that
+`interp --help` and argument errors answer at once."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "eval-sae",
+        help="evaluate a saved SAE on held-out text: metrics.json and a table",
+        description="Run held-out text through the SAE's model, splice the SAE's reconstruction in at its hook, "
+        "and report l0, mse, explained_variance, fvu, cosine, l2_ratio, ce_loss_score, kl_div_score, dead and "
+        "dense fractions (SAELens names). Writes DIR/metrics.json.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("sae_dir", help="an SAE folder (cfg.json + sae_weights.safetensors), ours or SAELens's")
+    p.add_argument("--model", default=None, help="model to evaluate in (default: the SAE's model_name)")
+    p.add_argument("--text", default="offline", help="text source")
+    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
+    p.add_argument("--tokens", type=int, default=32_768, help="held-out tokens to evaluate on")
+    p.add_argument("--context-size", type=int, default=None, help="default: the SAE's training context size, else 128")
+    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", default=None, help="where to write metrics.json (default: the SAE folder)")
