@@ -23,8 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analyses.bases import (fit_ica, fit_pca, fit_sample, nonnegative, projection_basis, random_directions,
-                            rotation_columns, signed_neurons)
+from analyses.bases import (
+    fit_ica,
+    fit_pca,
+    fit_sample,
+    nonnegative,
+    projection_basis,
+    random_directions,
+    rotation_columns,
+    signed_neurons,
+)
 from analyses.dictionary import neuron_dictionary, sae_dictionary
 from analyses.scoring import score_many
 from analyses.scoring.kinds import KINDS, kind_values, summarize_kinds
