@@ -179,3 +179,14 @@ def test_train_sae_from_a_cache_shares_the_helpers_and_trains_one_sae_per_hook(t
         s = load_sae(tmp_path / "saes" / h)
         assert (s.cfg.d_in, s.cfg.d_sae, s.cfg.k, s.cfg.hook_name) == (64, 128, 4, h)
         assert json.loads((tmp_path / "saes" / h / "train_state.json").read_text())["step"] == 4
+
+
+def test_bad_bases_and_unfittable_pca_are_refused_in_one_line(tiny_model, tmp_path, capsys):
+    from interp.cli import main
+
+    assert main(["compare-layers", "--model", "smollm2-135m", "--bases", "neurons,sea", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown basis 'sea'" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(InterpError, match="pca basis of blocks.0.mlp.hook_post .64 dimensions. cannot be fit on 48"):
+        run(tiny_model, [0], tmp_path / "y", DepthConfig(**{**CFG.__dict__, "fit_tokens": 48}))
+    assert not (tmp_path / "y" / "saes").exists()  # refused before any SAE was trained
