@@ -9,7 +9,8 @@ Layout of a cache folder:
 
 A shard becomes part of the cache only once its folder has been renamed into place AND the
 manifest naming it has been replaced atomically, so a killed run leaves only whole shards.
-Sizes are checked on every open, crc32 checksums when a shard is read in full (`verify`)."""
+Sizes are checked on every open; each file's crc32 checksum (and, for activations, that every value
+is finite) the first time this process reads it, so that corrupt data is refused where it is read."""
 
 from __future__ import annotations
 
@@ -34,12 +35,24 @@ MANIFEST = "manifest.json"
 SHARD_INFO = "shard.json"  # in each shard folder: its first window, size and checksums
 
 
-def _crc(path: Path) -> int:
-    crc = 0
+def _crc(path: Path, dtype: np.dtype | None = None) -> tuple[int, int | None]:
+    """(crc32 of the file, index of its first non-finite value or None); the values are checked
+    only when `dtype` (a float type) is given. One read of the file, in chunks."""
+    crc, bad, seen = 0, None, 0
     with open(path, "rb") as f:
         while chunk := f.read(1 << 24):
             crc = zlib.crc32(chunk, crc)
-    return crc
+            if dtype is not None and bad is None:
+                values = np.frombuffer(chunk, dtype=dtype)
+                finite = np.isfinite(values)
+                if not finite.all():
+                    bad = seen + int(np.argmin(finite))
+                seen += len(values)
+    return crc, bad
+
+
+# files this process has checked: (path, size, mtime_ns, crc32) of each, so each is read once
+_VERIFIED: set[tuple[str, int, int, int]] = set()
 
 
 @dataclass
@@ -52,8 +65,9 @@ class Shard:
 class ActivationCache:
     """Read a cache folder. Activations come back as numpy memmaps or torch batches."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, verify: bool = True):
+        """`verify=False` skips the checksums (for measuring their cost; sizes are still checked)."""
+        self.path, self.check_sums = Path(path), verify
         mpath = self.path / MANIFEST
         if not mpath.exists():
             raise InterpError(f"{self.path} is not an activation cache (no {MANIFEST}); record one with `interp record`.")
@@ -104,12 +118,31 @@ class ActivationCache:
                     )
 
     def verify(self) -> None:
-        """Check every file against its checksum; raise InterpError naming the first bad one."""
+        """Check every file now; raise InterpError naming the first bad one."""
         for shard in self.shards:
             for what in ["tokens", *self.hooks]:
-                f = self._file(shard, what)
-                if _crc(f) != shard.crc32[f.name]:
-                    raise InterpError(f"shard {f} fails its checksum: the cache is corrupt; delete {shard.name} and rerun `interp record`.")
+                self._verified(shard, what, force=True)
+
+    def _verified(self, shard: Shard, what: str, force: bool = False) -> Path:
+        """The file of `what` in `shard`, checked against its checksum (and, for activations, for
+        NaN and inf) the first time this process reads it."""
+        f = self._file(shard, what)
+        if not (self.check_sums or force):
+            return f
+        st = f.stat()
+        key = (str(f.resolve()), st.st_size, st.st_mtime_ns, shard.crc32[f.name])
+        if key in _VERIFIED:
+            return f
+        crc, bad = _crc(f, None if what == "tokens" else self.dtype)
+        redo = f"delete {self.path} and rerun the `interp record` command that wrote it (its run.json holds the arguments)"
+        if crc != shard.crc32[f.name]:
+            raise InterpError(f"shard {f} fails its checksum: the cache is corrupt; {redo}.")
+        if bad is not None:
+            d = self.hooks[what]
+            raise InterpError(f"shard {f} holds a NaN or infinite activation (token {bad // d} of the shard, unit {bad % d}): "
+                              f"the recording is bad data, not a training problem; check the model, then {redo}.")
+        _VERIFIED.add(key)
+        return f
 
     def _check_hook(self, hook: str) -> None:
         if hook not in self.hooks:
@@ -118,12 +151,12 @@ class ActivationCache:
     # -- memmaps -------------------------------------------------------------------------------
     def shard_tokens(self, i: int) -> np.ndarray:  # [n_windows, ctx] int32
         s = self.shards[i]
-        return np.memmap(self._file(s, "tokens"), dtype=np.int32, mode="r", shape=(s.n_windows, self.context_size))
+        return np.memmap(self._verified(s, "tokens"), dtype=np.int32, mode="r", shape=(s.n_windows, self.context_size))
 
     def shard_acts(self, i: int, hook: str) -> np.ndarray:  # [n_windows * ctx, d]
         self._check_hook(hook)
         s = self.shards[i]
-        return np.memmap(self._file(s, hook), dtype=self.dtype, mode="r", shape=(s.n_windows * self.context_size, self.hooks[hook]))
+        return np.memmap(self._verified(s, hook), dtype=self.dtype, mode="r", shape=(s.n_windows * self.context_size, self.hooks[hook]))
 
     def tokens(self) -> torch.Tensor:  # [n_windows, ctx] int64
         if not self.shards:
