@@ -39,7 +39,7 @@ def summarize(model_name: str, rows: list[dict], settings: dict, cfg, training: 
     """results.json (`cfg` a DepthConfig): per-layer rows and the sample sizes."""
     layers = [r["layer"] for r in rows]
     bases = [b for b in cfg.bases if all(b in r["bases"] for r in rows)]
-    sizes = sorted({r["bases"][b]["n_scored"] for r in rows for b in bases})
+    sizes = sorted({p["n"] for r in rows for b in bases for p in r["bases"][b]["per_seed"]})  # per dictionary
     heldout = {r["text"]["heldout_tokens_sha256"] for r in rows}
     missed = [{"layer": r["layer"], "seed_index": q["training"]["seed_index"], "ev": q["training"]["ev"]}
               for r in rows for q in r["sae_quality"] + r.get("random_model_sae_quality", []) if not q["training"]["reached"]]
@@ -79,7 +79,7 @@ def score_table(results: dict, kind: str = "top_random") -> tuple[list[str], lis
     """One row per layer and basis: the kind's mean (undefined at chance) [CI], minus random [CI],
     undefined count, mean with undefined left out [CI], n."""
     head = ["layer", "basis", f"{KIND_NAMES[kind]}: mean [95% CI]", "minus random [95% CI]", "undefined / n",
-            "mean, undefined left out [95% CI]", "per seed"]
+            "mean, undefined left out [95% CI]", "per seed", "half-units + / −"]
     rows = []
     for r in results["rows"]:
         for b in results["bases"]:
@@ -89,7 +89,8 @@ def score_table(results: dict, kind: str = "top_random") -> tuple[list[str], lis
             rows.append([str(r["layer"]), BASIS_NAMES[b], _ci(k["mean_undefined_at_chance"], *k["ci95_undefined_at_chance"]),
                          "—" if b == "random" or cal is None else _ci(cal["mean"], cal["lo"], cal["hi"], True),
                          f"{k['n_undefined']} / {k['n']}", _ci(k["mean_defined"], *k["ci95_defined"]),
-                         " / ".join(_num(s[kind]) for s in seeds) if len(seeds) > 1 else ""])
+                         " / ".join(_num(s[kind]) for s in seeds) if len(seeds) > 1 else "",
+                         "{} / {}".format(r["bases"][b]["n_sides"]["+"], r["bases"][b]["n_sides"]["-"])])
     return head, rows
 
 
@@ -133,7 +134,7 @@ def setup_text(results: dict) -> list[str]:
     first = rows[0]
     q, t = first["sae_quality"][0], first["text"]
     sizes, tr = results["sample_sizes"], results["sae_training"]
-    n_text = (f"{sizes['scored_per_layer_and_basis'][0]} units of each basis at every layer" if sizes["equal"] else
+    n_text = (f"{sizes['scored_per_layer_and_basis'][0]} units of every dictionary at every layer" if sizes["equal"] else
               f"UNEQUAL sample sizes across layers or bases ({', '.join(map(str, sizes['scored_per_layer_and_basis']))}; "
               f"{sizes['features_per_layer_asked']} asked per dictionary): some dictionary had fewer live units")
     seeds = sizes["seeds"]

@@ -70,7 +70,7 @@ def test_two_layers_end_to_end_write_reports_that_state_sample_sizes(tiny_model,
         assert q["training"]["reached"] and q["training"]["tokens"] == 1024  # one epoch: 64 windows of 16 tokens after BOS
     assert res["sample_sizes"]["scored_per_layer_and_basis"] == [6] and res["sample_sizes"]["equal"]
     md = (tmp_path / "report.md").read_text()
-    assert "6 units of each basis at every layer" in md and "| 2 | SAE features |" in md
+    assert "6 units of every dictionary at every layer" in md and "| 2 | SAE features |" in md
     assert "Sign rule: a unit fires where its activation is > 0" in md
     assert "undefined / n" in md and "minus random" in md
     page = (tmp_path / "report.html").read_text()
