@@ -21,16 +21,49 @@ from sae.generate import Continuation, Generation, Step, generate, generate_stre
 from sae.interventions import Ablate, Add, Applied, Clamp, apply
 from sae.io import load_sae, save_sae
 from sae.loop import train_sae, train_saes
-from sae.registry import ARCHITECTURES, architecture_names, create_sae, get_architecture, register
+from sae.registry import (
+    ARCHITECTURES,
+    architecture_names,
+    create_sae,
+    get_architecture,
+    register,
+)
 from sae.splice import PARTS as SPLICE_PARTS
 from sae.splice import spliced, spliced_sae
 from sae.trainer import Trainer
 from sae.units import Direction, Latent, Neuron
 
 __all__ = [
-    "SAE", "SAEConfig", "TrainConfig", "SAEError", "TrainingDiverged", "load_sae", "save_sae",
-    "train_sae", "train_saes", "evaluate_sae", "ARCHITECTURES", "architecture_names", "create_sae",
-    "get_architecture", "register", "Trainer",
-    "spliced", "spliced_sae", "SPLICE_PARTS", "Latent", "Neuron", "Direction", "Ablate", "Clamp", "Add", "apply",
-    "Applied", "generate", "generate_stream", "Generation", "Continuation", "Step",
+    "ARCHITECTURES",
+    "SAE",
+    "SPLICE_PARTS",
+    "Ablate",
+    "Add",
+    "Applied",
+    "Clamp",
+    "Continuation",
+    "Direction",
+    "Generation",
+    "Latent",
+    "Neuron",
+    "SAEConfig",
+    "SAEError",
+    "Step",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "apply",
+    "architecture_names",
+    "create_sae",
+    "evaluate_sae",
+    "generate",
+    "generate_stream",
+    "get_architecture",
+    "load_sae",
+    "register",
+    "save_sae",
+    "spliced",
+    "spliced_sae",
+    "train_sae",
+    "train_saes",
 ]

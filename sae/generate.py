@@ -77,8 +77,9 @@ def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator 
     """One token from last-position logits [vocab]: greedy at temperature 0, else softmax(logits/T)."""
     if temperature == 0:
         return int(logits.argmax())
-    probs = torch.softmax(logits.double() / temperature, -1).float()
-    return int(torch.multinomial(probs, 1, generator=generator))
+    # as torch.distributions.Categorical(logits=...).sample() draws (TransformerLens's sampler)
+    probs = torch.distributions.Categorical(logits=(logits / temperature).float()).probs
+    return int(torch.multinomial(probs.reshape(1, -1), 1, True, generator=generator))
 
 
 class _Run:
@@ -86,9 +87,11 @@ class _Run:
 
     def __init__(self, model: Any, applied: Applied, steered: bool, seed: int, device: Any):
         self.model, self.applied, self.steered = model, applied, steered
-        from transformer_lens.past_key_value_caching import HookedTransformerKeyValueCache  # heavy
+        from transformer_lens.cache.key_value_cache import (
+            TransformerLensKeyValueCache,  # heavy
+        )
 
-        self.cache = HookedTransformerKeyValueCache.init_cache(model.cfg, device, 1)
+        self.cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, 1)
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
         self.pos = 0
         self.last_reads: list[list[float]] = []
@@ -104,7 +107,7 @@ class _Run:
         reads: list[list[float]] = [[] for _ in a.interventions]
         hooks = [] if self.steered else [(pt, fn(reads)) for pt, fn in probes]
         with self.model.hooks(fwd_hooks=hooks):
-            logits = self.model(tokens, past_kv_cache=self.cache)
+            logits = self.model(tokens, past_kv_cache=self.cache, attention_mask=torch.ones_like(tokens))
         if self.steered:
             reads = [r[0][0].tolist() if r else [] for r in a.records]
         a.record = False

@@ -95,14 +95,11 @@ def test_attention_head_hooks_are_read_flattened(tiny_model, toks):
 
 
 def test_bad_splices_are_one_clear_error(tiny_model):
-    with pytest.raises(SAEError, match="no hook"):
-        with spliced(tiny_model, {"blocks.9.hook_resid_post": _sae(32, "x")}):
-            pass
-    with pytest.raises(SAEError, match="d_in=16"):
-        with spliced(tiny_model, {H1: _sae(16, H1)}):
-            pass
-    with pytest.raises(SAEError, match="already spliced"):
-        with spliced(tiny_model, {H1: _sae(32, H1)}):
-            with spliced(tiny_model, {H1: _sae(32, H1)}):
-                pass
+    with pytest.raises(SAEError, match="no hook"), spliced(tiny_model, {"blocks.9.hook_resid_post": _sae(32, "x")}):
+        pass
+    with pytest.raises(SAEError, match="d_in=16"), spliced(tiny_model, {H1: _sae(16, H1)}):
+        pass
+    with pytest.raises(SAEError, match="already spliced"), spliced(tiny_model, {H1: _sae(32, H1)}), \
+            spliced(tiny_model, {H1: _sae(32, H1)}):
+        pass
     assert not any("hook_sae" in k for k in tiny_model.hook_dict)
