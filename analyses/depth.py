@@ -25,22 +25,24 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from analyses.dictionary import neuron_dictionary, sae_dictionary
-from analyses.scoring import ScoringConfig, score_many
+from analyses import depth_saes
+from analyses.bases import DEFAULT_BASES, parse_bases
+from analyses.depth_bases import basis_rows, calibrated, layer_dictionaries, score_bases, write_units
+from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
+from interp.files import write_json_atomic
+from interp.models.random_copy import random_copy
 from interp.recording import record, windows_sha256
 from interp.sites import hook_name
-from interp.files import write_json_atomic
 from interp.store import ActivationCache
 
 DONE = "done.json"
-KINDS = ("neurons", "sae")
 UNCHECKED = ("record_batch_size", "eval_batch_size", "windows_per_batch", "checkpoint_every")
 
 
@@ -61,6 +63,12 @@ class DepthConfig:
     windows_per_batch: int = 32  # windows per batch of the scoring passes
     seed: int = 0
     scoring: ScoringConfig = field(default_factory=ScoringConfig)  # n_features and seed come from above
+    bases: tuple = DEFAULT_BASES  # analyses/bases.py
+    seeds: int = 1  # SAEs (and random bases) per layer, seeds seed, seed + 1, ...
+    target_ev: float | None = None  # train each SAE until its held-out EV reaches this, or the cap
+    sae_token_cap: int | None = None  # with target_ev: the most tokens an SAE may train for
+    fit_tokens: int = 16384  # train tokens PCA and ICA are fitted on
+    ica_components: int = 128
 
 
 def compare_layers(
@@ -81,6 +89,7 @@ def compare_layers(
 
     out = Path(out)
     started = time.perf_counter()
+    bases = parse_bases(",".join(cfg.bases))
     hooks = {layer: hook_name(cfg.site, layer) for layer in layers}
     settings = run_settings(model, cfg, train_windows, heldout_windows, explainer, simulator)
     check_settings(out, settings)
@@ -94,25 +103,54 @@ def compare_layers(
         t0 = time.perf_counter()
         train = record_split(model, train_windows, todo_hooks, out / "acts", "train", cfg.record_batch_size, progress)
         held = record_split(model, heldout_windows, todo_hooks, out / "acts", "heldout", cfg.record_batch_size, progress)
+        check_fits(bases, train, todo_hooks, cfg)  # before any training: a basis that cannot be fit says so now
         t1 = time.perf_counter()
-        saes = ensure_saes(out / "saes", todo_hooks, train, cfg, model.cfg.model_name, _device(model), log, progress)
+        saes, quality = depth_saes.ensure_saes(out / "saes", todo_hooks, train, held, cfg, model.cfg.model_name,
+                                               _device(model), cfg.seeds, log, progress)
         t2 = time.perf_counter()
         seconds.update(record=round(t1 - t0, 1), train_saes=round(t2 - t1, 1))
+        rand = None
+        if "sae-random-model" in bases:  # the null: the same recipe on a randomly initialised copy
+            rmodel = random_copy(model, seed=cfg.seed)
+            r_train = record_split(rmodel, train_windows, todo_hooks, out / "random-model" / "acts", "train",
+                                   cfg.record_batch_size, progress)
+            r_held = record_split(rmodel, heldout_windows, todo_hooks, out / "random-model" / "acts", "heldout",
+                                  cfg.record_batch_size, progress)
+            t3 = time.perf_counter()
+            r_saes, r_quality = depth_saes.ensure_saes(out / "random-model" / "saes", todo_hooks, r_train, r_held, cfg,
+                                                       rmodel.cfg.model_name, _device(model), 1, log, progress)
+            rand = (rmodel, r_train, r_held, r_saes, r_quality)
+            seconds.update(record_random_model=round(t3 - t2, 1), train_random_model_saes=round(time.perf_counter() - t3, 1))
         for layer in todo:
             h = hooks[layer]
             t = time.perf_counter()
-            done[layer] = score_layer(model, layer, h, saes[h], train[h], held[h], heldout_windows, cfg, out,
-                                      tokenizer, explainer, simulator)
-            log(f"layer {layer}: neurons {_fmt(done[layer]['neurons'])}, SAE features {_fmt(done[layer]['sae'])} "
-                f"({time.perf_counter() - t:.0f} s)")
+            done[layer] = score_layer(model, layer, h, saes, quality, train[h], held[h], heldout_windows, cfg, out,
+                                      tokenizer, explainer, simulator, rand)
+            log(f"layer {layer}: " + ", ".join(f"{b} {_fmt(r)}" for b, r in done[layer]["bases"].items())
+                + f" ({time.perf_counter() - t:.0f} s)")
     seconds = _timings(out, seconds, [done[layer] for layer in layers], time.perf_counter() - started)
     tcfg = sae_train_config(cfg, len(train_windows) * (train_windows.shape[1] - 1))
     training = {"steps": tcfg.steps, "batch_size": cfg.sae_batch_size, "tokens": tcfg.steps * cfg.sae_batch_size,
-                "lr": tcfg.lr, "lr_warmup_steps": tcfg.lr_warmup()}
+                "lr": tcfg.lr, "lr_warmup_steps": tcfg.lr_warmup(), "seeds": cfg.seeds, "target_ev": cfg.target_ev,
+                "token_cap": cfg.sae_token_cap}
     results = summarize(model.cfg.model_name, [done[layer] for layer in layers], settings, cfg, training, seconds)
     write_json_atomic(out / "results.json", results)
     write_reports(results, out)
     return results
+
+
+def check_fits(bases: list[str], train: dict, hooks: list[str], cfg: DepthConfig) -> None:
+    """PCA needs at least as many fitting tokens as the site has dimensions; ICA as many as its components."""
+    for h in hooks:
+        c = train[h]
+        n = min(cfg.fit_tokens, c.n_windows * (c.context_size - 1))
+        d = c.hooks[h]
+        if "pca" in bases and n < d:
+            raise InterpError(f"the pca basis of {h} ({d} dimensions) cannot be fit on {n:,} train tokens; give "
+                              f"--fit-tokens and --tokens of at least {d}, or drop pca from --bases.")
+        if "ica" in bases and n < min(cfg.ica_components, d):
+            raise InterpError(f"the ica basis of {h} cannot be fit: {n:,} train tokens for {min(cfg.ica_components, d)} "
+                              "components; record more tokens or lower --ica-components.")
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -192,38 +230,6 @@ def record_split(model, windows: torch.Tensor, hooks: list[str], root: Path, spl
 
 # --- stage 2: SAEs, trained together from one stream ----------------------------------------
 
-def ensure_saes(root: Path, hooks: list[str], caches: dict[str, ActivationCache], cfg: DepthConfig,
-                model_name: str, device, log: Callable[[str], None] = print, progress: bool = True) -> dict:
-    """{hook: SAE}: the SAE in root/<hook> when it is finished, else trained (or resumed) now; the
-    SAEs to train share one shuffled stream of their cache."""
-    import sae as saelib
-    from interp.checkpoints import checkpoint_steps
-
-    from interp.sae_runs import cache_batches, new_saes
-
-    some = caches[hooks[0]]
-    tcfg = sae_train_config(cfg, some.n_windows * (some.context_size - 1))
-    ready, groups = {}, {}
-    for h in hooks:
-        d = Path(root) / h
-        if (d / "cfg.json").exists() and _finished(d, tcfg.steps):
-            ready[h] = saelib.load_sae(d, device=device)
-            _check_sae(ready[h], cfg, d)
-            log(f"{h}: reusing the SAE in {d}")
-        else:
-            steps = checkpoint_steps(d)
-            groups.setdefault((str(caches[h].path), max(steps) if steps else -1), []).append(h)
-    for group in groups.values():
-        cache = caches[group[0]]
-        saes = new_saes(group, {h: cache.hooks[h] for h in group}, cfg.arch, cfg.k, cfg.expansion, model_name, device,
-                        extra={"context_size": cache.context_size, "dataset": str(cache.path), "skip_bos": True})
-        log(f"training {len(group)} {cfg.arch} SAE(s) ({cfg.expansion}x, k={cfg.k}): {tcfg.steps} steps of "
-            f"{cfg.sae_batch_size} tokens from {cache.path}")
-        batches = cache_batches(cache, group, cfg.sae_batch_size, cfg.seed, True, device)
-        ready.update(saelib.train_saes(saes, batches, tcfg, {h: Path(root) / h for h in group}, progress=progress))
-    return ready
-
-
 def sae_train_config(cfg: DepthConfig, n_train_tokens: int):
     """The SAEs' TrainConfig: cfg.sae_tokens, or one epoch of the train recording (BOS left out)."""
     from interp.sae_runs import train_config
@@ -231,67 +237,65 @@ def sae_train_config(cfg: DepthConfig, n_train_tokens: int):
     return train_config(cfg.sae_tokens or n_train_tokens, cfg.sae_batch_size, cfg.checkpoint_every, cfg.seed, cfg.lr)
 
 
-def _finished(folder: Path, steps: int) -> bool:
-    state = folder / "train_state.json"
-    if not state.exists():
-        return not (folder / "checkpoints").exists()  # an SAE put there by hand, trained elsewhere
-    return json.loads(state.read_text()).get("step", 0) >= steps
-
-
-def _check_sae(sae, cfg: DepthConfig, folder: Path) -> None:
-    arch = sae.cfg.extra.get("trained_as", sae.name)
-    want_k = cfg.k if cfg.arch in ("topk", "batchtopk") else None
-    if arch != cfg.arch or sae.cfg.d_sae != cfg.expansion * sae.cfg.d_in or (want_k is not None and sae.cfg.k != want_k):
-        raise InterpError(f"the SAE in {folder} is a {arch} SAE of d_sae {sae.cfg.d_sae}, k {sae.cfg.k}, not what "
-                          f"--arch {cfg.arch} --expansion {cfg.expansion} --k {cfg.k} asks for; move it away or match the flags.")
-
-
 # --- stage 3: one layer ----------------------------------------------------------------------
 
-def score_layer(model, layer: int, hook: str, sae, train: ActivationCache, held: ActivationCache,
+def score_layer(model, layer: int, hook: str, saes: dict, quality: dict, train: ActivationCache, held: ActivationCache,
                 heldout_windows: torch.Tensor, cfg: DepthConfig, out: Path, tokenizer=None,
-                explainer=None, simulator=None) -> dict:
-    """The SAE's quality and both kinds' scores for one layer, written to layers/L<nn>/ (done.json last)."""
+                explainer=None, simulator=None, rand=None) -> dict:
+    """Every basis's scores and every SAE's quality for one layer, written to layers/L<nn>/ (done.json last).
+    `rand`: (random model, its train and held-out caches, its SAEs, their quality) for sae-random-model."""
     from sae import evaluate_sae
 
     folder = layer_dir(out, layer)
     folder.mkdir(parents=True, exist_ok=True)
+    bases = parse_bases(",".join(cfg.bases))
     t0 = time.perf_counter()
     n_eval = max(1, cfg.eval_tokens // heldout_windows.shape[1])
-    metrics = evaluate_sae(sae, model, heldout_windows[:n_eval], batch_size=cfg.eval_batch_size)
-    write_json_atomic(folder / "sae_metrics.json", metrics)
+    sae_quality = []
+    for i in range(cfg.seeds):
+        metrics = evaluate_sae(saes[(hook, i)], model, heldout_windows[:n_eval], batch_size=cfg.eval_batch_size)
+        write_json_atomic(folder / f"sae_metrics.s{i}.json", metrics)
+        sae_quality.append(_quality(saes[(hook, i)], metrics, quality[(hook, i)], cfg))
+    random_quality = []
+    if rand is not None:
+        rmodel, r_train, r_held, r_saes, r_q = rand
+        metrics = evaluate_sae(r_saes[(hook, 0)], rmodel, heldout_windows[:n_eval], batch_size=cfg.eval_batch_size,
+                               compute_losses=False)
+        random_quality.append(_quality(r_saes[(hook, 0)], metrics, r_q[(hook, 0)], cfg))
     t1 = time.perf_counter()
-    scfg = replace(cfg.scoring, n_features=cfg.features_per_layer, seed=cfg.seed)
-    names = {kind: f"{hook}/{kind}" for kind in KINDS}  # the name also seeds the layer's own feature sample
-    dictionaries = {names["neurons"]: (neuron_dictionary(model, hook), None), names["sae"]: (sae_dictionary(sae), None)}
-    wpb = cfg.windows_per_batch
-    results = score_many(dictionaries, train.iter_windows([hook], wpb), held.iter_windows([hook], wpb), scfg,
-                         tokenizer, explainer, simulator, _device(model))
-    row = {"layer": layer, "hook": hook}
-    for kind in KINDS:
-        r = results[names[kind]]
-        r.save(folder / kind)
-        row[kind] = {**r.summary, "scores": [s.score for s in r.scores], "features": [s.feature for s in r.scores],
-                     "detection": [s.detection_auroc for s in r.scores]}
-    meta = results[names["sae"]].meta
-    row["sae_quality"] = {
+    real, rdicts, fits = layer_dictionaries(model, hook, bases, {i: saes[(hook, i)] for i in range(cfg.seeds)}, train, cfg,
+                                            cfg.seeds, None if rand is None else {0: rand[3][(hook, 0)]})
+    t2 = time.perf_counter()
+    results = score_bases(real, train, held, hook, cfg, folder, tokenizer, explainer, simulator, _device(model))
+    if rdicts:
+        results |= score_bases(rdicts, rand[1][hook], rand[2][hook], hook, cfg, folder, tokenizer, explainer, simulator,
+                               _device(model))
+    nb = cfg.scoring.n_boot
+    rows = basis_rows(results, hook, bases, nb, cfg.seed)
+    write_units(folder, rows)
+    meta = next(iter(results.values())).meta
+    row = {"layer": layer, "hook": hook, "bases": rows, "fits": fits,
+           "calibrated": {k: calibrated(rows, "random", k, nb, cfg.seed) for k in ("top_random", "random_only", "bands", "detection")},
+           "sae_quality": sae_quality, "random_model_sae_quality": random_quality}
+    row["text"] = {"train_tokens_sha256": train.manifest["header"]["tokens_sha256"],
+                   "heldout_tokens_sha256": held.manifest["header"]["tokens_sha256"],
+                   "n_train_tokens": meta["n_train_tokens"], "n_heldout_tokens": meta["n_heldout_tokens"],
+                   "heldout_random_examples": meta["heldout_random_examples"]}
+    row["seconds"] = {"evaluate_sae": round(t1 - t0, 1), "fit_bases": round(t2 - t1, 1), "score": round(time.perf_counter() - t2, 1)}
+    write_json_atomic(folder / DONE, row)
+    return row
+
+
+def _quality(sae, metrics: dict, trained: dict, cfg: DepthConfig) -> dict:
+    return {
         "architecture": cfg.arch, "d_in": sae.cfg.d_in, "d_sae": sae.cfg.d_sae, "k": sae.cfg.k,
         # skip_bos: evaluate_sae leaves BOS out as the SAE was trained (its attention-sink outlier
         # would dominate EV: 44x the typical norm at layer 28 of SmolLM2)
         "explained_variance": metrics["explained_variance"], "l0": metrics["l0"], "skip_bos": metrics.get("skip_bos", False),
         **{k: metrics.get(k) for k in ("ce_loss_score", "dead_fraction", "kl_div_score",
                                        "ce_loss_without_sae", "ce_loss_with_sae", "ce_loss_with_ablation")},
-        "n_eval_tokens": metrics["n_tokens"],
-        # never firing on the whole train split: a steadier dead count than the short evaluation's
-        "dead_fraction_train": row["sae"]["n_dead"] / row["sae"]["n_total"],
+        "n_eval_tokens": metrics["n_tokens"], "training": trained,
     }
-    row["text"] = {"train_tokens_sha256": train.manifest["header"]["tokens_sha256"],
-                   "heldout_tokens_sha256": held.manifest["header"]["tokens_sha256"],
-                   "n_train_tokens": meta["n_train_tokens"], "n_heldout_tokens": meta["n_heldout_tokens"],
-                   "heldout_random_examples": meta["heldout_random_examples"]}
-    row["seconds"] = {"evaluate_sae": round(t1 - t0, 1), "score": round(time.perf_counter() - t1, 1)}
-    write_json_atomic(folder / DONE, row)
-    return row
 
 
 def _timings(out: Path, now: dict, rows: list[dict], this_run: float) -> dict:
@@ -307,6 +311,8 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _fmt(s: dict) -> str:
-    return f"{s['mean_score']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}] (n={s['n_scored']})"
+def _fmt(row: dict) -> str:
+    k = row["kinds"]["top_random"]
+    lo, hi = k["ci95_undefined_at_chance"]
+    return f"{k['mean_undefined_at_chance']:.3f} [{lo:.3f}, {hi:.3f}] (n={k['n']})"
 

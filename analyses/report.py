@@ -1,9 +1,12 @@
-"""The layer-depth comparison across layers: results.json (per layer, plus the SAE − neurons gap and the
-trend with depth, each with a bootstrap CI), report.md (a table that states its sample sizes) and
-report.html (the same table and plotly figures, plotly's JavaScript embedded: opens offline).
+"""The layer-depth comparison across layers: results.json, report.md (tables that state their sample
+sizes and undefined counts) and report.html (the same, with plotly figures; plotly's JavaScript is
+embedded, so it opens offline).
 
-The headline figure is the one of CRATE-LM (Bai & Ma, arXiv 2410.16443): mean interpretability
-score against depth, neurons vs SAE features, with 95% bootstrap CI bands."""
+The headline: for every basis (neurons, SAE features and the nulls of analyses/bases.py), its mean
+score per layer with a 95% CI, and the same minus the `random` null of that layer (the calibrated
+quantity), for each of the four scores of analyses/scoring/kinds.py. The trend with depth comes
+from analyses.trend when it is there (a CI over layers, units and seeds, and a test of constant vs
+line vs step); otherwise the report gives only per-layer means and says so."""
 
 from __future__ import annotations
 
@@ -13,10 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = ("neurons", "sae")
-KIND_NAMES = {"neurons": "neurons", "sae": "SAE features"}
-COLORS = {"neurons": "#1f77b4", "sae": "#d62728"}
-BANDS = {"neurons": "rgba(31,119,180,0.18)", "sae": "rgba(214,39,40,0.18)"}
+from analyses.bases import SIGN_RULE
+from analyses.scoring.kinds import CHANCE, KIND_NAMES, KINDS
+from analyses.trend import depth_trend
+
+BASIS_NAMES = {"neurons": "neurons", "sae": "SAE features", "random": "random directions", "rotated": "rotated neurons",
+               "pca": "PCA", "ica": "ICA", "sae-random-model": "SAE on a random model"}
+COLORS = {"neurons": "#1f77b4", "sae": "#d62728", "random": "#7f7f7f", "rotated": "#bcbd22", "pca": "#2ca02c",
+          "ica": "#9467bd", "sae-random-model": "#ff7f0e"}
 
 
 def write_reports(results: dict, out: str | Path) -> tuple[Path, Path]:
@@ -30,22 +37,51 @@ def write_reports(results: dict, out: str | Path) -> tuple[Path, Path]:
 # --- across layers -------------------------------------------------------------------------
 
 def summarize(model_name: str, rows: list[dict], settings: dict, cfg, training: dict, seconds: dict) -> dict:
-    """results.json (`cfg` a DepthConfig): per-layer rows, the SAE-minus-neurons gap per layer, and the trend with depth."""
-    nb, seed = cfg.scoring.n_boot, cfg.seed
-    for row in rows:
-        row["gap"] = dict(zip(("mean", "lo", "hi"), diff_ci(row["neurons"]["scores"], row["sae"]["scores"], nb, seed)))
+    """results.json (`cfg` a DepthConfig): per-layer rows and the sample sizes."""
     layers = [r["layer"] for r in rows]
-    trend = {kind: dict(zip(("slope", "lo", "hi"), slope_ci(layers, [r[kind]["scores"] for r in rows], nb, seed)))
-             for kind in KINDS}
-    sizes = sorted({r[kind]["n_scored"] for r in rows for kind in KINDS})
+    bases = [b for b in cfg.bases if all(b in r["bases"] for r in rows)]
+    sizes = sorted({p["n"] for r in rows for b in bases for p in r["bases"][b]["per_seed"]})  # per dictionary
     heldout = {r["text"]["heldout_tokens_sha256"] for r in rows}
+    missed = [{"layer": r["layer"], "seed_index": q["training"]["seed_index"], "ev": q["training"]["ev"]}
+              for r in rows for q in r["sae_quality"] + r.get("random_model_sae_quality", []) if not q["training"]["reached"]]
     return {
-        "sae_training": training,
-        "model": model_name, "site": cfg.site, "layers": layers, "rows": rows, "trend_per_layer": trend,
-        "sample_sizes": {"features_per_layer_asked": cfg.features_per_layer, "scored_per_layer_and_kind": sizes,
-                         "equal": len(sizes) == 1, "n_boot": nb},
+        "trend": trends(rows, bases, cfg.scoring.n_boot, cfg.seed),
+        "sae_training": training, "model": model_name, "site": cfg.site, "layers": layers, "bases": bases, "rows": rows,
+        "sample_sizes": {"features_per_layer_asked": cfg.features_per_layer, "scored_per_layer_and_basis": sizes,
+                         "equal": len(sizes) == 1, "n_boot": cfg.scoring.n_boot, "seeds": cfg.seeds},
+        "sign_rule": SIGN_RULE, "target_missed": missed,
         "same_heldout_text": len(heldout) == 1, "settings": settings, "seconds": seconds,
     }
+
+
+def seed_scores(row: dict, basis: str, kind: str) -> list[np.ndarray]:
+    """One array of unit scores per seed (undefined at chance) of a basis at one layer."""
+    units = row["bases"][basis]["units"]
+    seeds = sorted({u["seed"] for u in units})
+    return [np.array([CHANCE[kind] if u[kind] is None else u[kind] for u in units if u["seed"] == i]) for i in seeds]
+
+
+def trends(rows: list[dict], bases: list[str], n_boot: int, seed: int) -> dict:
+    """analyses.trend.depth_trend of every basis and score kind, raw and minus random.
+
+    Minus random: each unit's score minus the mean of the random null of the same layer and seed
+    index (seed 0's for the bases that have one); the null's mean enters as a constant, so its own
+    sampling error (an SE of about 0.01 at 160 units) is not in the interval."""
+    out = {"raw": {}, "minus_random": {}}
+    if len(rows) < 2:
+        return out
+    for basis in bases:
+        out["raw"][basis], out["minus_random"][basis] = {}, {}
+        for kind in KINDS:
+            by_layer = {r["layer"]: seed_scores(r, basis, kind) for r in rows}
+            out["raw"][basis][kind] = depth_trend(by_layer, n_boot, seed)
+            if "random" in bases and basis != "random":
+                cal = {}
+                for r in rows:
+                    null = [float(s.mean()) for s in seed_scores(r, "random", kind)]
+                    cal[r["layer"]] = [s - null[min(i, len(null) - 1)] for i, s in enumerate(seed_scores(r, basis, kind))]
+                out["minus_random"][basis][kind] = depth_trend(cal, n_boot, seed)
+    return out
 
 
 def diff_ci(a, b, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
@@ -59,43 +95,68 @@ def diff_ci(a, b, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tup
     return float(b.mean() - a.mean()), float(lo), float(hi)
 
 
-def slope_ci(layers: list[int], scores: list, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
-    """Least-squares slope of the per-layer mean score against the layer index (score per layer),
-    with a percentile-bootstrap CI that resamples features within each layer."""
-    x = np.asarray(layers, dtype=np.float64)
-    if len(x) < 2 or any(len(s) == 0 for s in scores):
-        return float("nan"), float("nan"), float("nan")
-    xc = x - x.mean()
-    rng = np.random.default_rng(seed)
-    means = np.stack([np.asarray(s, dtype=np.float64)[rng.integers(0, len(s), (n_boot, len(s)))].mean(1) for s in scores], 1)
-    slopes = (means - means.mean(1, keepdims=True)) @ xc / (xc @ xc)  # [n_boot]
-    point = np.array([np.mean(s) for s in scores])
-    lo, hi = np.quantile(slopes, [alpha / 2, 1 - alpha / 2])
-    return float((point - point.mean()) @ xc / (xc @ xc)), float(lo), float(hi)
-
-
 # --- words and tables -----------------------------------------------------------------------
 
 def _num(x, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _ci(mean, lo, hi) -> str:
+def _ci(mean, lo, hi, sign: bool = False) -> str:
+    if sign and mean is not None and not math.isnan(mean):
+        return f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"
     return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
 
 
-def table(results: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["layer", "neurons: mean [95% CI]", "SAE features: mean [95% CI]", "SAE − neurons [95% CI]",
-            "scored (neurons / SAE)", "live neurons / all", "live SAE features / all", "EV", "CE recovered", "L0",
-            "dead SAE (train)"]
+def score_table(results: dict, kind: str = "top_random") -> tuple[list[str], list[list[str]]]:
+    """One row per layer and basis: the kind's mean (undefined at chance) [CI], minus random [CI],
+    undefined count, mean with undefined left out [CI], n."""
+    head = ["layer", "basis", f"{KIND_NAMES[kind]}: mean [95% CI]", "minus random [95% CI]", "undefined / n",
+            "mean, undefined left out [95% CI]", "per seed", "half-units + / −"]
     rows = []
     for r in results["rows"]:
-        n, s, q, g = r["neurons"], r["sae"], r["sae_quality"], r["gap"]
-        rows.append([str(r["layer"]), _ci(n["mean_score"], *n["ci95"]), _ci(s["mean_score"], *s["ci95"]),
-                     _ci(g["mean"], g["lo"], g["hi"]), f"{n['n_scored']} / {s['n_scored']}",
-                     f"{n['n_live']} / {n['n_total']}", f"{s['n_live']} / {s['n_total']}",
-                     _num(q["explained_variance"]), _num(q["ce_loss_score"]), _num(q["l0"], 1),
-                     f"{100 * q['dead_fraction_train']:.1f}%"])
+        for b in results["bases"]:
+            k = r["bases"][b]["kinds"][kind]
+            cal = r["calibrated"][kind].get(b)
+            seeds = r["bases"][b]["per_seed"]
+            rows.append([str(r["layer"]), BASIS_NAMES[b], _ci(k["mean_undefined_at_chance"], *k["ci95_undefined_at_chance"]),
+                         "—" if b == "random" or cal is None else _ci(cal["mean"], cal["lo"], cal["hi"], True),
+                         f"{k['n_undefined']} / {k['n']}", _ci(k["mean_defined"], *k["ci95_defined"]),
+                         " / ".join(_num(s[kind]) for s in seeds) if len(seeds) > 1 else "",
+                         "{} / {}".format(r["bases"][b]["n_sides"]["+"], r["bases"][b]["n_sides"]["-"])])
+    return head, rows
+
+
+def headline_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Layers x bases: every basis minus random (top-and-random correlation, undefined at chance)."""
+    bases = [b for b in results["bases"] if b != "random"]
+    head = ["layer", "random (null)"] + [f"{BASIS_NAMES[b]} − random" for b in bases]
+    rows = []
+    for r in results["rows"]:
+        k = r["bases"]["random"]["kinds"]["top_random"] if "random" in r["bases"] else None
+        cells = [str(r["layer"]), _ci(k["mean_undefined_at_chance"], *k["ci95_undefined_at_chance"]) if k else "—"]
+        for b in bases:
+            cal = r["calibrated"]["top_random"].get(b)
+            cells.append("—" if cal is None else _ci(cal["mean"], cal["lo"], cal["hi"], True))
+        rows.append(cells)
+    return head, rows
+
+
+def quality_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["layer", "model", "seed", "training tokens", "EV", "target reached", "CE recovered", "L0", "dead (eval)",
+            "live SAE latents / all (train)"]
+    rows = []
+    for r in results["rows"]:
+        for which, qs in (("trained", r["sae_quality"]), ("random init", r.get("random_model_sae_quality", []))):
+            basis = "sae" if which == "trained" else "sae-random-model"
+            for q in qs:
+                t = q["training"]
+                reached = "—" if t["target_ev"] is None else ("yes" if t["reached"] else "MISSED")
+                live = ""
+                if basis in r["bases"]:
+                    ps = r["bases"][basis]
+                    live = f"{ps['n_live']} / {ps['n_total']} (all seeds)"
+                rows.append([str(r["layer"]), which, str(t["seed_index"]), f"{t['tokens']:,}", _num(q["explained_variance"]),
+                             reached, _num(q.get("ce_loss_score")), _num(q["l0"], 1), _num(q.get("dead_fraction")), live])
     return head, rows
 
 
@@ -103,61 +164,98 @@ def setup_text(results: dict) -> list[str]:
     """Plain sentences: what was measured, on how much text, with what sample sizes."""
     rows, st, c = results["rows"], results["settings"], results["settings"]["config"]
     first = rows[0]
-    q, t = first["sae_quality"], first["text"]
+    q, t = first["sae_quality"][0], first["text"]
     sizes, tr = results["sample_sizes"], results["sae_training"]
-    n_text = (f"{sizes['scored_per_layer_and_kind'][0]} features of each kind at every layer" if sizes["equal"] else
-              f"UNEQUAL sample sizes across layers or kinds ({', '.join(map(str, sizes['scored_per_layer_and_kind']))}; "
-              f"{sizes['features_per_layer_asked']} asked): some dictionary had fewer live features")
+    n_text = (f"{sizes['scored_per_layer_and_basis'][0]} units of every dictionary at every layer" if sizes["equal"] else
+              f"UNEQUAL sample sizes across layers or bases ({', '.join(map(str, sizes['scored_per_layer_and_basis']))}; "
+              f"{sizes['features_per_layer_asked']} asked per dictionary): some dictionary had fewer live units")
+    seeds = sizes["seeds"]
     lines = [
-        f"Model {results['model']}, site {results['site']}, layers {', '.join(map(str, results['layers']))}.",
-        f"Sample: {n_text}, drawn among live features (firing at least once on the train split) with a seed fixed by "
-        f"the run's seed ({c['seed']}) and the layer; dead features are excluded, and counted in the table.",
+        f"Model {results['model']}, site {results['site']}, layers {', '.join(map(str, results['layers']))}; bases: "
+        + ", ".join(BASIS_NAMES[b] for b in results["bases"]) + ".",
+        f"Sign rule: {results['sign_rule']}.",
+        f"Sample: {n_text} ({c['features_per_layer']} per dictionary; seeded bases have {seeds} dictionar"
+        f"{'y' if seeds == 1 else 'ies'} per layer, SAE on a random model one), drawn among live units (firing at least once "
+        f"on the train split) with a seed fixed by the run's seed ({c['seed']}), the basis and the layer.",
         f"Text: explanations read from {t['n_train_tokens']:,} train tokens; every layer simulated on the same "
         f"{t['n_heldout_tokens']:,} held-out tokens (windows of {st['context_size']} tokens, sha256 "
-        f"{t['heldout_tokens_sha256'][:12]}; the same {len(t['heldout_random_examples'])} random held-out examples for every feature).",
-        f"Score: the correlation of simulated with true activations over each feature's top and random held-out examples "
-        f"(Bills et al. 2023), explainer '{st['explainer']}', simulator '{st['simulator']}'. Means with 95% percentile "
-        f"bootstrap CIs ({sizes['n_boot']} resamples); the SAE − neurons gap resamples both groups.",
-        f"SAEs: {c['arch']}, d_in {q['d_in']}, d_sae {q['d_sae']}" + (f", k {q['k']}" if q["k"] else "")
-        + f", trained for {tr['steps']} steps of {tr['batch_size']} tokens ({tr['tokens']:,} tokens, lr {tr['lr']:g}); "
-        f"quality (EV, CE recovered, L0) on {q['n_eval_tokens']:,} held-out tokens"
-        + (", each window's BOS position left out as in training" if q.get("skip_bos") else ", BOS positions included")
-        + "; dead fraction = never firing on the train split.",
+        f"{t['heldout_tokens_sha256'][:12]}; the same {len(t['heldout_random_examples'])} random held-out examples for every unit).",
+        f"Scores (explainer '{st['explainer']}', simulator '{st['simulator']}'): top-and-random and random-only correlations "
+        "(Bills et al. 2023), a band correlation over held-out examples drawn uniformly from 5 equal-width bands of "
+        "(0, train max] plus silent ones (after Bricken et al. 2023), and detection AUROC. Undefined scores (constant "
+        "simulation or truth; one-class contexts for AUROC) are counted per cell; means are given with undefined at chance "
+        "(0, AUROC 0.5) and with undefined left out. CIs: 95% percentile bootstrap over units "
+        f"({sizes['n_boot']} resamples; seeds pooled); 'minus random' resamples both bases' units.",
+        f"SAEs: {c['arch']}, d_in {q['d_in']}, d_sae {q['d_sae']}" + (f", k {q['k']}" if q["k"] else "") + ", "
+        + (f"trained in rounds of {c['sae_tokens'] or tr['tokens']:,} tokens at a constant learning rate until their held-out "
+           f"EV reached {tr['target_ev']} or {tr['token_cap']:,} tokens" if tr.get("target_ev") is not None else
+           f"trained for {tr['steps']} steps of {tr['batch_size']} tokens ({tr['tokens']:,} tokens, lr {tr['lr']:g})")
+        + f"; quality on {q['n_eval_tokens']:,} held-out tokens, BOS left out as in training.",
     ]
+    if results["target_missed"]:
+        lines.append("MISSED the EV target: " + "; ".join(f"layer {m['layer']} seed {m['seed_index']} (EV {m['ev']:.3f})"
+                                                         for m in results["target_missed"]) + ".")
     if not results["same_heldout_text"]:
         lines.append("WARNING: the layers were not all scored on the same held-out text.")
     return lines
 
 
-def trend_text(results: dict) -> list[str]:
+def trend_text(results: dict, kind: str = "top_random") -> list[str]:
+    tr = results.get("trend") or {}
     out = []
-    layers = results["layers"]
-    span = layers[-1] - layers[0] if len(layers) > 1 else 0
-    for kind, tr in results["trend_per_layer"].items():
-        if tr["slope"] is None or math.isnan(tr["slope"]):
-            continue
-        if tr["hi"] < 0:
-            verdict = "falls with depth"
-        elif tr["lo"] > 0:
-            verdict = "rises with depth"
-        else:
-            verdict = "shows no trend the CI can tell from zero"
-        out.append(f"{KIND_NAMES[kind]}: slope {tr['slope']:+.4f} per layer [95% CI {tr['lo']:+.4f}, {tr['hi']:+.4f}], "
-                   f"{tr['slope'] * span:+.3f} over layers {layers[0]}–{layers[-1]}: the score {verdict}.")
-    return out
+    for which, label in (("raw", ""), ("minus_random", " minus random directions")):
+        for basis, t in tr.get(which, {}).items():
+            if kind in t:
+                out.append(f"{BASIS_NAMES[basis]}{label} ({KIND_NAMES[kind]}): " + " ".join(t[kind]["text"]))
+    return out or ["No trend: fewer than two layers."]
+
+
+def trend_table(results: dict, kind: str = "top_random") -> tuple[list[str], list[list[str]]]:
+    """Per basis, raw and minus random: slope [CI counting units, seeds and layers], the winning
+    shape and its Akaike weight."""
+    head = ["basis", "quantity", "slope per layer [95% CI]", "CI from units and seeds alone", "between-layer SD",
+            "best shape (Akaike weights c / l / s)"]
+    rows = []
+    tr = results.get("trend") or {}
+    for which, label in (("raw", "score"), ("minus_random", "minus random")):
+        for basis, t in tr.get(which, {}).items():
+            if kind not in t:
+                continue
+            t = t[kind]
+            s, sh = t.get("slope"), t["shape"]
+            w = sh.get("weights", {})
+            rows.append([BASIS_NAMES[basis], label,
+                         "n/a" if not s else f"{s['per_layer']:+.4f} [{s['lo']:+.4f}, {s['hi']:+.4f}]",
+                         "n/a" if not s else f"[{s['within_layer_only_lo']:+.4f}, {s['within_layer_only_hi']:+.4f}]",
+                         "n/a" if not s else f"{s['tau']:.3f}",
+                         (sh["winner"] or sh.get("note", "")) + (f" ({w['constant']:.2f} / {w['line']:.2f} / {w['step']:.2f})" if w else "")])
+    return head, rows
+
+
+def _md_table(head, rows) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def markdown(results: dict) -> str:
-    head, rows = table(results)
-    lines = [f"# Neurons vs SAE features by depth: {results['model']}, {results['site']}", ""]
+    lines = [f"# Readability by depth: {results['model']}, {results['site']}", ""]
     lines += [f"- {s}" for s in setup_text(results)]
-    lines += ["", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += ["", "Trend of the mean score with depth (least squares over layers; CI resamples features within layers):", ""]
-    lines += [f"- {s}" for s in trend_text(results)]
+    lines += ["", "## Headline: each basis minus random directions of the same layer (top-and-random correlation)", ""]
+    lines += _md_table(*headline_table(results))
+    for kind in KINDS:
+        lines += ["", f"## {KIND_NAMES[kind]}", ""] + _md_table(*score_table(results, kind))
+    lines += ["", "## SAE quality", ""] + _md_table(*quality_table(results))
+    lines += ["", "## Trend with depth (top-and-random correlation, undefined at chance)", ""]
+    lines += ["Per-layer means with 95% CIs from a hierarchical bootstrap (seeds, then units); the slope's CI also counts "
+              "between-layer scatter (analyses/trend.py); shapes compared by AICc: a slope is worth reading only where "
+              "the line wins.", ""]
+    lines += _md_table(*trend_table(results)) + [""] + [f"- {s}" for s in trend_text(results)]
+    lines += ["", "## Trend with depth (band correlation)", ""] + _md_table(*trend_table(results, "bands"))
+    for extra in ("lexical_text", "density_text"):
+        if results.get(extra):
+            lines += ["", f"## {extra.split('_')[0].capitalize()}", ""] + [f"- {s}" for s in results[extra]]
     sec = results["seconds"]
-    names = {"record": "recording", "train_saes": "SAE training", "layers": "per-layer evaluation and scoring",
-             "this_run": "this invocation"}
+    names = {"record": "recording", "train_saes": "SAE training", "record_random_model": "recording the random model",
+             "train_random_model_saes": "its SAEs", "layers": "per-layer evaluation, fitting and scoring", "this_run": "this invocation"}
     lines += ["", "Seconds: " + ", ".join(f"{names[k]} {sec[k]:,.0f}" for k in names if k in sec)
               + " (recording and training as measured when they ran).", ""]
     return "\n".join(lines)
@@ -170,83 +268,76 @@ def figures(results: dict) -> list:
     from plotly.subplots import make_subplots
 
     rows, x = results["rows"], results["layers"]
-    n = results["sample_sizes"]["scored_per_layer_and_kind"]
     figs = []
-
-    head = go.Figure()
-    for kind in ("neurons", "sae"):
-        lo = [r[kind]["ci95"][0] for r in rows]
-        hi = [r[kind]["ci95"][1] for r in rows]
-        head.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself", fillcolor=BANDS[kind], mode="lines", line={"width": 0},
-                                  hoverinfo="skip", showlegend=False, name=f"{KIND_NAMES[kind]} 95% CI"))
-        head.add_trace(go.Scatter(x=x, y=[r[kind]["mean_score"] for r in rows], mode="lines+markers", name=KIND_NAMES[kind],
-                                  line={"color": COLORS[kind]},
-                                  customdata=[[r[kind]["ci95"][0], r[kind]["ci95"][1], r[kind]["n_scored"]] for r in rows],
-                                  hovertemplate="layer %{x}: %{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}], n=%{customdata[2]}"))
-    head.update_layout(title=f"Interpretability score vs depth: {results['model']} {results['site']} (n = {'/'.join(map(str, n))} per layer, 95% CI)",
-                       xaxis_title="layer", yaxis_title="mean score (simulation correlation)")
-    figs.append(head)
-
-    gap = go.Figure(go.Scatter(x=x, y=[r["gap"]["mean"] for r in rows], mode="lines+markers", line={"color": "#444"},
-                               error_y={"type": "data", "symmetric": False,
-                                        "array": [r["gap"]["hi"] - r["gap"]["mean"] for r in rows],
-                                        "arrayminus": [r["gap"]["mean"] - r["gap"]["lo"] for r in rows]}, name="SAE − neurons"))
-    gap.add_hline(y=0, line={"dash": "dot", "color": "#999"})
-    gap.update_layout(title="SAE features minus neurons (mean score, 95% CI)", xaxis_title="layer", yaxis_title="difference")
-    figs.append(gap)
-
-    dist = go.Figure()
-    for kind in ("neurons", "sae"):
-        xs = [r["layer"] for r in rows for _ in r[kind]["scores"]]
-        dist.add_trace(go.Box(x=xs, y=[v for r in rows for v in r[kind]["scores"]], name=KIND_NAMES[kind],
-                              marker={"color": COLORS[kind]}, boxpoints="all", jitter=0.4, pointpos=0))
-    dist.update_layout(boxmode="group", title="Per-feature scores by layer", xaxis_title="layer", yaxis_title="score")
-    figs.append(dist)
-
-    det = go.Figure()
-    for kind in ("neurons", "sae"):
-        det.add_trace(go.Scatter(x=x, y=[r[kind]["mean_detection_auroc"] for r in rows], mode="lines+markers",
-                                 name=KIND_NAMES[kind], line={"color": COLORS[kind]},
-                                 error_y={"type": "data", "symmetric": False,
-                                          "array": [_nz(r[kind]["detection_ci95"][1], r[kind]["mean_detection_auroc"]) for r in rows],
-                                          "arrayminus": [_nz(r[kind]["mean_detection_auroc"], r[kind]["detection_ci95"][0]) for r in rows]}))
-    det.update_layout(title="Detection AUROC vs depth (held-out firing vs silent contexts, 95% CI)", xaxis_title="layer", yaxis_title="AUROC")
-    figs.append(det)
-
-    quality = make_subplots(rows=1, cols=4, subplot_titles=("explained variance", "CE recovered", "L0", "dead fraction (train)"))
-    for i, key in enumerate(("explained_variance", "ce_loss_score", "l0", "dead_fraction_train")):
-        quality.add_trace(go.Scatter(x=x, y=[r["sae_quality"][key] for r in rows], mode="lines+markers", showlegend=False,
-                                     line={"color": COLORS["sae"]}), row=1, col=i + 1)
-    quality.update_layout(title="SAE quality by layer")
+    for kind in KINDS:
+        fig = make_subplots(rows=1, cols=2, subplot_titles=(f"{KIND_NAMES[kind]} (undefined at chance), 95% CI over seeds and units",
+                                                            "minus random directions of the same layer and seed"))
+        tr = results.get("trend") or {}
+        for b in results["bases"]:
+            k = [r["bases"][b]["kinds"][kind] for r in rows]
+            m = [v["mean_undefined_at_chance"] for v in k]
+            lo = [v["ci95_undefined_at_chance"][0] for v in k]
+            hi = [v["ci95_undefined_at_chance"][1] for v in k]
+            if kind in tr.get("raw", {}).get(b, {}):  # the hierarchical CI (seeds, then units) of analyses.trend
+                lay = tr["raw"][b][kind]["layers"]
+                m, lo, hi = [v["mean"] for v in lay], [v["lo"] for v in lay], [v["hi"] for v in lay]
+            fig.add_trace(go.Scatter(x=x, y=m, mode="lines+markers", name=BASIS_NAMES[b], legendgroup=b, showlegend=kind == KINDS[0],
+                                     line={"color": COLORS[b]}, error_y=_err(m, lo, hi)), row=1, col=1)
+            if b != "random":
+                cal = [r["calibrated"][kind].get(b) for r in rows]
+                if kind in tr.get("minus_random", {}).get(b, {}):
+                    cal = [{"mean": v["mean"], "lo": v["lo"], "hi": v["hi"]} for v in tr["minus_random"][b][kind]["layers"]]
+                if all(cal):
+                    cm = [c["mean"] for c in cal]
+                    fig.add_trace(go.Scatter(x=x, y=cm, mode="lines+markers", name=BASIS_NAMES[b], legendgroup=b, showlegend=False,
+                                             line={"color": COLORS[b]}, error_y=_err(cm, [c["lo"] for c in cal], [c["hi"] for c in cal])),
+                                  row=1, col=2)
+        fig.add_hline(y=0, line={"dash": "dot", "color": "#999"}, row=1, col=2)
+        fig.update_layout(title=f"{KIND_NAMES[kind]} by depth: {results['model']} {results['site']}")
+        fig.update_xaxes(tickmode="array", tickvals=x, title_text="layer")
+        figs.append(fig)
+    quality = make_subplots(rows=1, cols=3, subplot_titles=("explained variance", "CE recovered", "training tokens"))
+    for i, (key, get) in enumerate((("EV", lambda q: q["explained_variance"]), ("CE", lambda q: q.get("ce_loss_score")),
+                                    ("tokens", lambda q: q["training"]["tokens"]))):
+        n_seeds = len(rows[0]["sae_quality"])
+        for s in range(n_seeds):
+            quality.add_trace(go.Scatter(x=x, y=[get(r["sae_quality"][s]) for r in rows], mode="lines+markers", showlegend=False,
+                                         line={"color": COLORS["sae"]}, name=f"seed {s}"), row=1, col=i + 1)
+    quality.update_layout(title="SAE quality by layer (one line per seed)")
     quality.update_xaxes(tickmode="array", tickvals=x, title_text="layer")
     figs.append(quality)
-    for fig in figs[:-1]:
-        fig.update_xaxes(tickmode="array", tickvals=x)
     return figs
 
 
-def _nz(a, b) -> float:
-    return 0.0 if a is None or b is None or math.isnan(a) or math.isnan(b) else a - b
+def _err(m, lo, hi) -> dict:
+    return {"type": "data", "symmetric": False, "array": [h - a for a, h in zip(m, hi)], "arrayminus": [a - low for a, low in zip(m, lo)]}
 
 
 def html_page(results: dict) -> str:
     from plotly.offline import get_plotlyjs
 
-    head, rows = table(results)
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'>",
-             f"<title>{esc(results['model'])} {esc(results['site'])}: neurons vs SAE features by depth</title>",
-             "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
+             f"<title>{esc(results['model'])} {esc(results['site'])}: readability by depth</title>",
+             "<style>body{font-family:system-ui,sans-serif;max-width:1300px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
              "th{background:#f4f4f4}</style>",
              f"<script>{get_plotlyjs()}</script></head><body>",
-             f"<h1>Neurons vs SAE features by depth: {esc(results['model'])}, {esc(results['site'])}</h1>"]
+             f"<h1>Readability by depth: {esc(results['model'])}, {esc(results['site'])}</h1>"]
     parts += [f"<p>{esc(s)}</p>" for s in setup_text(results)]
+
+    def table(head, rows):
+        out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"]
+        out += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows]
+        return "".join(out) + "</table>"
+
+    parts.append("<h2>Headline: each basis minus random directions of the same layer</h2>" + table(*headline_table(results)))
+    parts.append("<h2>Trend with depth</h2>" + table(*trend_table(results)) + "".join(f"<p>{esc(s)}</p>" for s in trend_text(results)))
     for fig in figures(results):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
-    parts.append("<h2>Table</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
-    parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows]
-    parts.append("</table><h2>Trend with depth</h2>")
-    parts += [f"<p>{esc(s)}</p>" for s in trend_text(results)]
-    parts.append("<p>Per-feature explanations and scores: layers/L&lt;nn&gt;/{neurons,sae}/explanations.json.</p></body></html>")
+    for kind in KINDS:
+        parts.append(f"<h2>{esc(KIND_NAMES[kind])}</h2>" + table(*score_table(results, kind)))
+    parts.append("<h2>SAE quality</h2>" + table(*quality_table(results)))
+    parts.append("<p>Per-unit explanations and scores: layers/L&lt;nn&gt;/&lt;basis&gt;[/s&lt;seed&gt;]/explanations.json; "
+                 "every unit's four scores and density: layers/L&lt;nn&gt;/units.json.</p></body></html>")
     return "\n".join(parts)

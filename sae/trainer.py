@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 import torch
+from torch.optim.adam import adam as adam_update
 
 from interp import distributed
 from sae.base import SAE, StepContext, StepOutput, spread
@@ -115,7 +116,7 @@ class Trainer:
         lr = lr_at(step, cfg)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        self.opt.step()
+        _adam_step(self.opt)
         if sae.unit_norm_decoder:
             with torch.no_grad():
                 sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
@@ -243,4 +244,31 @@ def _remove_parallel_grad(W_dec: torch.nn.Parameter) -> None:
     """Keep only the part of each row's gradient tangent to the unit sphere (Gao et al.)."""
     if W_dec.grad is not None:
         g = W_dec.grad
-        g.sub_((g * W_dec).sum(1, keepdim=True) * W_dec)
+        along = torch.bmm(g.unsqueeze(1), W_dec.unsqueeze(2)).view(-1, 1)  # row dots, no [d_sae, d_in] temporary
+        g.addcmul_(along, W_dec, value=-1)
+
+
+@torch.no_grad()
+def _adam_step(opt: torch.optim.Adam) -> None:
+    """opt.step(), but a parameter stored transposed (W_enc: the transpose of a contiguous
+    tensor) reaches the fused kernel as that contiguous tensor, with its gradient and moments
+    viewed alike: the same elementwise update, where the fused kernel would otherwise copy
+    each of them to a contiguous layout and back (measured 10 ms of a 2.4 ms update)."""
+    group = opt.param_groups[0]
+    params = [p for p in group["params"] if p.grad is not None]
+    if (len(opt.param_groups) != 1 or not group.get("fused") or group["amsgrad"] or group["weight_decay"]
+            or group["maximize"] or any(not opt.state.get(p) for p in params)):
+        opt.step()  # anything else, and the first step (which creates the moments)
+        return
+
+    def flat(t: torch.Tensor) -> torch.Tensor:
+        return t.t() if t.dim() == 2 and not t.is_contiguous() and t.t().is_contiguous() else t
+
+    states = [opt.state[p] for p in params]
+    beta1, beta2 = group["betas"]
+    adam_update(
+        [flat(p) for p in params], [flat(p.grad) for p in params],
+        [flat(st["exp_avg"]) for st in states], [flat(st["exp_avg_sq"]) for st in states], [],
+        [st["step"] for st in states], fused=True, amsgrad=False, beta1=beta1, beta2=beta2,
+        lr=group["lr"], weight_decay=0.0, eps=group["eps"], maximize=False,
+    )

@@ -8,13 +8,13 @@ import torch
 
 import analyses.depth as depth
 from analyses.depth import DepthConfig, compare_layers
-from analyses.report import diff_ci, slope_ci
+from analyses.report import diff_ci
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
 from interp.recording import windows_sha256
 
 CFG = DepthConfig(site="mlp_post", arch="topk", k=4, expansion=2, sae_batch_size=128, features_per_layer=6,
-                  eval_tokens=64, checkpoint_every=4,
+                  eval_tokens=64, checkpoint_every=4, fit_tokens=512, ica_components=8,
                   scoring=ScoringConfig(example_len=8, n_top_train=5, n_random_train=5, n_top_heldout=5,
                                         n_random_heldout=5, n_boot=200))
 
@@ -50,26 +50,61 @@ def test_two_layers_end_to_end_write_reports_that_state_sample_sizes(tiny_model,
     res = run(tiny_model, [0, 2], tmp_path)
     assert counted == [0, 2]
     assert [r["layer"] for r in res["rows"]] == [0, 2]
+    assert res["bases"] == ["neurons", "sae", "random", "pca"]
     for r in res["rows"]:
-        assert r["neurons"]["n_scored"] == r["sae"]["n_scored"] == 6 == len(r["sae"]["scores"])
-        assert r["neurons"]["n_total"] == 64 and r["sae"]["n_total"] == 128
-        lo, hi = r["sae"]["ci95"]
-        assert lo <= r["sae"]["mean_score"] <= hi
-        q = r["sae_quality"]
+        for b in res["bases"]:
+            row = r["bases"][b]
+            assert row["n_scored"] == 6 == len(row["units"])
+            for kind, k in row["kinds"].items():
+                assert k["n"] == 6 and 0 <= k["n_undefined"] <= 6
+                lo, hi = k["ci95_undefined_at_chance"]
+                assert lo <= k["mean_undefined_at_chance"] <= hi
+        assert r["bases"]["neurons"]["n_total"] == 2 * 64 and r["bases"]["sae"]["n_total"] == 128  # half-neurons: both signs
+        assert r["bases"]["pca"]["n_total"] == 2 * 64 and r["fits"]["pca"]["n_fit_tokens"] == 512
+        assert set(r["calibrated"]["top_random"]) == {"neurons", "sae", "random", "pca"}
+        assert r["calibrated"]["top_random"]["random"]["mean"] == 0
+        q = r["sae_quality"][0]
         assert q["d_sae"] == 128 and q["k"] == 4 and abs(q["l0"] - 4) < 1e-6
         assert -1 < q["explained_variance"] <= 1
         assert q["skip_bos"] and q["n_eval_tokens"] == 3 * 16  # 3 held-out windows, BOS left out as in training
-        assert 0 <= q["dead_fraction_train"] < 1
-    assert res["sample_sizes"] == {"features_per_layer_asked": 6, "scored_per_layer_and_kind": [6], "equal": True, "n_boot": 200}
+        assert q["training"]["reached"] and q["training"]["tokens"] == 1024  # one epoch: 64 windows of 16 tokens after BOS
+    assert res["sample_sizes"]["scored_per_layer_and_basis"] == [6] and res["sample_sizes"]["equal"]
     md = (tmp_path / "report.md").read_text()
-    assert "6 features of each kind at every layer" in md and "| 2 |" in md
+    assert "6 units of every dictionary at every layer" in md and "| 2 | SAE features |" in md
+    assert "Sign rule: a unit fires where its activation is > 0" in md
+    assert "undefined / n" in md and "minus random" in md
     page = (tmp_path / "report.html").read_text()
     assert "* plotly.js v" in page and "<script src" not in page  # plotly's JavaScript is in the page itself
     assert page.count('class="plotly-graph-div"') == 5
     assert json.loads((tmp_path / "results.json").read_text())["layers"] == [0, 2]
     for layer in (0, 2):
-        assert (tmp_path / "layers" / f"L{layer:02d}" / "sae" / "explanations.json").exists()
+        assert (tmp_path / "layers" / f"L{layer:02d}" / "sae" / "s0" / "explanations.json").exists()
+        assert (tmp_path / "layers" / f"L{layer:02d}" / "units.json").exists()
+        from safetensors.torch import load_file
+
+        kept = load_file(str(tmp_path / "layers" / f"L{layer:02d}" / "pca" / "heldout_acts.safetensors"))
+        assert kept["acts"].shape == (24, 17, 6) and kept["features"].shape == (6,)  # every held-out token, each scored unit
         assert (tmp_path / "saes" / f"blocks.{layer}.mlp.hook_post" / "cfg.json").exists()
+
+
+def test_every_basis_two_seeds_and_a_matched_ev_target(tiny_model, tmp_path):
+    cfg = DepthConfig(**{**CFG.__dict__, "bases": ("neurons", "sae", "random", "rotated", "pca", "ica", "sae-random-model"),
+                         "seeds": 2, "target_ev": 0.99, "sae_tokens": 256, "sae_token_cap": 512})
+    res = run(tiny_model, [1], tmp_path, cfg)
+    r = res["rows"][0]
+    assert set(r["bases"]) == set(cfg.bases)
+    assert r["bases"]["sae"]["n_seeds"] == 2 and r["bases"]["random"]["n_seeds"] == 2 and r["bases"]["sae-random-model"]["n_seeds"] == 1
+    assert r["bases"]["sae"]["n_scored"] == 12 and len(r["bases"]["sae"]["per_seed"]) == 2
+    assert r["fits"]["ica"]["n_components"] == 8
+    # an EV of 0.99 is out of reach in 512 tokens: every SAE is kept, flagged, and trained to the cap
+    assert [q["training"]["tokens"] for q in r["sae_quality"]] == [512, 512]
+    assert not any(q["training"]["reached"] for q in r["sae_quality"])
+    assert len(res["target_missed"]) == 3  # two seeds and the random model's SAE
+    assert "MISSED the EV target" in (tmp_path / "report.md").read_text()
+    w0 = (tmp_path / "saes" / "blocks.1.mlp.hook_post" / "sae_weights.safetensors").read_bytes()
+    w1 = (tmp_path / "saes" / "blocks.1.mlp.hook_post.seed1" / "sae_weights.safetensors").read_bytes()
+    assert w0 != w1  # the seeds differ
+    assert (tmp_path / "random-model" / "acts" / "train" / "manifest.json").exists()
 
 
 def test_every_layer_is_scored_on_the_same_heldout_text(tiny_model, tmp_path):
@@ -79,7 +114,7 @@ def test_every_layer_is_scored_on_the_same_heldout_text(tiny_model, tmp_path):
     assert rows[0]["text"]["heldout_random_examples"] == rows[1]["text"]["heldout_random_examples"]
     assert len(rows[0]["text"]["heldout_random_examples"]) == 5
     # and the feature samples differ between layers: each layer draws with its own seed
-    assert rows[0]["neurons"]["features"] != rows[1]["neurons"]["features"]
+    assert [u["unit"] for u in rows[0]["bases"]["neurons"]["units"]] != [u["unit"] for u in rows[1]["bases"]["neurons"]["units"]]
 
 
 def test_a_rerun_skips_finished_layers_and_adding_a_layer_scores_only_it(tiny_model, tmp_path, counted):
@@ -96,6 +131,13 @@ def test_a_rerun_skips_finished_layers_and_adding_a_layer_scores_only_it(tiny_mo
     assert (tmp_path / "acts" / "train.1" / "manifest.json").exists()  # only layer 1 recorded again
     assert list(json.loads((tmp_path / "acts" / "train.1" / "manifest.json").read_text())["hooks"]) == ["blocks.1.mlp.hook_post"]
     assert (tmp_path / "saes" / "blocks.0.mlp.hook_post" / "sae_weights.safetensors").stat().st_mtime_ns == sae_stamp
+    # a rerun that recomputes the layers reproduces every number
+    import shutil
+
+    shutil.rmtree(tmp_path / "layers")
+    third = run(tiny_model, [0, 2], tmp_path)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "fits")} for r in rows]  # noqa: E731
+    assert strip(third["rows"]) == strip(first["rows"])
 
 
 def test_a_rerun_with_other_settings_is_refused(tiny_model, tmp_path):
@@ -115,17 +157,12 @@ def test_an_existing_sae_of_another_shape_is_refused(tiny_model, tmp_path):
         run(tiny_model, [0], tmp_path / "b", DepthConfig(**{**CFG.__dict__, "expansion": 3}))
 
 
-def test_the_gap_and_the_depth_trend_are_exact_means_with_cis_that_cover_them():
+def test_the_gap_is_an_exact_mean_with_a_ci_that_covers_it():
     rng = np.random.default_rng(0)
     a, b = rng.normal(0.5, 0.1, 200), rng.normal(0.3, 0.1, 200)
     mean, lo, hi = diff_ci(a, b, 2000, 0)
     assert mean == pytest.approx(b.mean() - a.mean())
     assert lo < -0.2 < hi and hi - lo < 0.06  # se of the difference is 0.01
-    layers = [0, 4, 8, 12]
-    scores = [rng.normal(0.6 - 0.02 * x, 0.1, 100) for x in layers]  # falls by 0.02 per layer
-    slope, lo, hi = slope_ci(layers, scores, 2000, 0)
-    assert slope == pytest.approx(np.polyfit(layers, [s.mean() for s in scores], 1)[0])
-    assert lo < -0.02 < hi and hi < 0
 
 
 def test_train_sae_from_a_cache_shares_the_helpers_and_trains_one_sae_per_hook(tiny_model, tmp_path):
@@ -142,3 +179,14 @@ def test_train_sae_from_a_cache_shares_the_helpers_and_trains_one_sae_per_hook(t
         s = load_sae(tmp_path / "saes" / h)
         assert (s.cfg.d_in, s.cfg.d_sae, s.cfg.k, s.cfg.hook_name) == (64, 128, 4, h)
         assert json.loads((tmp_path / "saes" / h / "train_state.json").read_text())["step"] == 4
+
+
+def test_bad_bases_and_unfittable_pca_are_refused_in_one_line(tiny_model, tmp_path, capsys):
+    from interp.cli import main
+
+    assert main(["compare-layers", "--model", "smollm2-135m", "--bases", "neurons,sea", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown basis 'sea'" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(InterpError, match="pca basis of blocks.0.mlp.hook_post .64 dimensions. cannot be fit on 48"):
+        run(tiny_model, [0], tmp_path / "y", DepthConfig(**{**CFG.__dict__, "fit_tokens": 48}))
+    assert not (tmp_path / "y" / "saes").exists()  # refused before any SAE was trained

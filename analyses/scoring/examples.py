@@ -74,6 +74,7 @@ class SplitExamples:
     # band examples (analyses/scoring/bands.py), only when asked for: [F, B, m] and [F, B, m, L]
     band_sid: torch.Tensor | None = None
     band_acts: torch.Tensor | None = None
+    all_acts: torch.Tensor | None = None  # [W, ctx, F] float16: every token's activation, only when asked for
 
     @property
     def per_window(self) -> int:
@@ -125,15 +126,16 @@ class SplitExamples:
     def select(self, cols: torch.Tensor) -> "SplitExamples":
         """The same examples for a subset of the features (`cols` index positions, not ids)."""
         bands = (None, None) if self.band_sid is None else (self.band_sid[cols], self.band_acts[cols])
+        every = None if self.all_acts is None else self.all_acts[..., cols]
         return SplitExamples(self.features[cols], self.windows, self.example_len, self.count[cols], self.top_value[cols],
-                             self.top_sid[cols], self.top_acts[cols], self.rand_sid, self.rand_acts[cols], *bands)
+                             self.top_sid[cols], self.top_acts[cols], self.rand_sid, self.rand_acts[cols], *bands, every)
 
 
 class ExampleCollector:
     """Feed batches of windows and their feature activations in corpus order; `finish()`."""
 
     def __init__(self, n_features: int, example_len: int, n_top: int, n_random: int, seed: int, split: str,
-                 bands=None):
+                 bands=None, keep_all: bool = False):
         if example_len < 1:
             raise InterpError(f"an example must be at least one token long, not {example_len}.")
         self.F, self.L, self.k, self.r = n_features, example_len, n_top, n_random
@@ -149,6 +151,7 @@ class ExampleCollector:
         self.n_stretches = 0
         self.ctx: int | None = None
         self.bands = bands  # a BandCollector (analyses/scoring/bands.py) or None
+        self.all: list[torch.Tensor] | None = [] if keep_all else None
 
     def update(self, tokens: torch.Tensor, z: torch.Tensor) -> None:
         """tokens [w, ctx]; z [w, ctx, F] the features' activations on them (only read)."""
@@ -172,6 +175,8 @@ class ExampleCollector:
             sid = self.n_stretches + torch.arange(peak.shape[0])
             self.bands.update(peak, flat, lambda local: self._rows(local, ctx), stretch_keys(sid, self.seed, SALTS["bands"]), sid)
         self.windows.append(tokens.to(torch.int32))
+        if self.all is not None:
+            self.all.append(z.to(torch.float16))
         self.n_stretches += peak.shape[0]
 
     def _rows(self, local: torch.Tensor, ctx: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -227,6 +232,7 @@ class ExampleCollector:
             self.rsid, self.racts = self.rsid[have], self.racts[have]
         band_sid, band_acts = self.bands.finish() if self.bands is not None else (None, None)
         return SplitExamples(
+            all_acts=torch.cat(self.all) if self.all else None,
             band_sid=band_sid,
             band_acts=band_acts,
             features=features,
@@ -266,6 +272,7 @@ def collect_many(
     seed: int = 0,
     device: torch.device | str | None = None,
     bands: dict | None = None,  # name -> (train max [F], BandConfig): also collect band examples
+    keep_all: bool = False,  # keep every token's activation of the given features (all_acts)
 ) -> dict[str, SplitExamples]:
     """One pass over a split for many dictionaries at once (e.g. every layer's bases, from one
     forward pass of the model); each reads its own hook from the batches. All get the same
@@ -276,7 +283,7 @@ def collect_many(
         everything = len(features) == dictionary.n_features and bool((features == torch.arange(len(features))).all())
         band = BandCollector(*bands[name], example_len) if bands and name in bands else None
         plan[name] = (dictionary, None if everything else features.to(device),
-                      ExampleCollector(len(features), example_len, n_top, n_random, seed, split, band))
+                      ExampleCollector(len(features), example_len, n_top, n_random, seed, split, band, keep_all))
     with torch.no_grad():
         for tokens, acts in batches:
             for dictionary, select, acc in plan.values():

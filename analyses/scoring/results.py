@@ -5,7 +5,8 @@ A folder of results holds:
                          sample sizes, "explanation": {terms, baseline, ...}}}  (dashboards read this)
     scores.json         {"summary": mean score, 95% CI, sample sizes, dead features;
                          "meta": config, hook, tokens, timings; "scores": {feature id: score}}
-    llm_prompts.jsonl   every prompt an LLM was given and its answer (LLM explainer/simulator only)"""
+    llm_prompts.jsonl   every prompt an LLM was given and its answer (LLM explainer/simulator only)
+    heldout_acts.safetensors   the scored units' activations on every held-out token (keep_heldout_acts only)"""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from safetensors.torch import save_file
+
 from analyses.scoring.explain import Explanation
 from interp.files import write_json_atomic
 
 EXPLANATIONS_FILE = "explanations.json"
 SCORES_FILE = "scores.json"
 PROMPTS_FILE = "llm_prompts.jsonl"
+HELDOUT_FILE = "heldout_acts.safetensors"  # {"features" [F], "acts" [W, ctx, F] float16}: every held-out token
 
 
 @dataclass
@@ -56,6 +60,7 @@ class ScoreResult:
     dead: list[int]  # ids the caller named that never fire on the train split: not scored
     summary: dict
     meta: dict
+    heldout: object = None  # the held-out SplitExamples, with all_acts, when ScoringConfig.keep_heldout_acts
 
     def by_feature(self) -> dict[int, FeatureScore]:
         return {s.feature: s for s in self.scores}
@@ -68,6 +73,9 @@ class ScoreResult:
         write_json_atomic(folder / EXPLANATIONS_FILE, {str(s.feature): s.to_json() for s in self.scores})
         write_json_atomic(folder / SCORES_FILE, {"summary": self.summary, "dead": self.dead, "meta": self.meta,
                                                   "scores": {str(s.feature): s.score for s in self.scores}})
+        if self.heldout is not None and self.heldout.all_acts is not None:
+            save_file({"features": self.heldout.features.contiguous(), "acts": self.heldout.all_acts.contiguous()},
+                      str(folder / HELDOUT_FILE))
         prompts = [{"feature": s.feature, "kind": "explain", "prompt": s.explanation.prompt, "answer": s.explanation.answer}
                    for s in self.scores if s.explanation.prompt is not None]
         prompts += [{"feature": s.feature, "kind": "simulate", **p} for s in self.scores for p in s.simulation_prompts]

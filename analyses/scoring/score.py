@@ -50,6 +50,7 @@ class ScoringConfig:
     n_boot: int = 1000  # bootstrap resamples for the CI of the mean score
     # held-out examples from activation bands, for the Anthropic-style score; None: not collected
     bands: BandConfig | None = field(default_factory=BandConfig)
+    keep_heldout_acts: bool = False  # keep the scored units' activations on every held-out token (ScoreResult.heldout)
 
     def check(self) -> None:
         if self.example_len < 1 or min(self.n_top_train, self.n_top_heldout) < 1:
@@ -210,7 +211,8 @@ def score_many(
     t0 = time.perf_counter()
     bands = {name: (t.max, cfg.bands) for name, t in trains.items()} if cfg.bands is not None else None
     helds = collect_many({name: (dictionaries[name][0], t.features) for name, t in trains.items()}, heldout_batches, "heldout",
-                         cfg.example_len, cfg.n_top_heldout, cfg.n_random_heldout, cfg.seed, device, bands)
+                         cfg.example_len, cfg.n_top_heldout, cfg.n_random_heldout, cfg.seed, device, bands,
+                         cfg.keep_heldout_acts)
     t_held = time.perf_counter() - t0
     explainer = explainer or TokenExplainer(cfg.explainer, tokenizer)
     simulator = simulator or TokenSimulator()
@@ -223,7 +225,7 @@ def score_many(
                 "n_train_tokens": trains[name].n_tokens, "n_heldout_tokens": helds[name].n_tokens,
                 "heldout_random_examples": helds[name].rand_sid.tolist(),
                 "seconds": {"train_pass_all": round(t_train, 3), "heldout_pass_all": round(t_held, 3), **seconds}}
-        results[name] = ScoreResult(scores, dead[name], summary, meta)
+        results[name] = ScoreResult(scores, dead[name], summary, meta, helds[name] if cfg.keep_heldout_acts else None)
         if out is not None:
             results[name].save(Path(out) / name)
     for r in results.values():

@@ -1,10 +1,13 @@
-"""interp compare-layers: neurons vs SAE features, layer by layer (the CRATE-LM comparison)."""
+"""interp compare-layers: neurons, SAE features and null bases, layer by layer (the CRATE-LM comparison)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import torch
+
+from analyses.bases import parse_bases
 from analyses.depth import DepthConfig, compare_layers
 from analyses.report import markdown
 from analyses.scoring import ScoringConfig, make_scorers
@@ -19,7 +22,14 @@ from interp.tokens import token_windows
 
 def run(args) -> int:
     started = time.time()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     check_architecture(args.arch)
+    bases = parse_bases(args.bases)
+    if args.seeds < 1:
+        raise InterpError(f"--seeds must be at least 1, not {args.seeds}.")
+    if args.target_ev is not None and args.sae_token_cap is None:
+        raise InterpError("--target-ev needs --sae-token-cap: the most tokens an SAE may train for.")
     if args.features_per_layer < 1:
         raise InterpError(f"--features-per-layer must be at least 1, not {args.features_per_layer}.")
     model = load_model(args.model, device=args.device)
@@ -42,10 +52,12 @@ def run(args) -> int:
         explainer, simulator = make_scorers(args.explainer, args.simulator, llm=llm, tokenizer=model.tokenizer, cfg=scoring)
     cfg = DepthConfig(site=args.site, arch=args.arch, k=args.k, expansion=args.expansion, sae_tokens=args.sae_tokens,
                       sae_batch_size=args.batch_size, lr=args.lr, features_per_layer=args.features_per_layer,
-                      eval_tokens=args.eval_tokens, seed=args.seed, scoring=scoring)
-    print(f"comparing neurons and {args.arch} SAE features of {model.cfg.model_name} at {args.site}, layers "
+                      eval_tokens=args.eval_tokens, seed=args.seed, scoring=scoring, bases=tuple(bases), seeds=args.seeds,
+                      target_ev=args.target_ev, sae_token_cap=args.sae_token_cap, fit_tokens=args.fit_tokens,
+                      ica_components=args.ica_components)
+    print(f"comparing {', '.join(bases)} of {model.cfg.model_name} at {args.site}, layers "
           f"{','.join(map(str, layers))}: {train.numel():,} train and {heldout.numel():,} held-out tokens, "
-          f"{args.features_per_layer} features of each kind per layer")
+          f"{args.features_per_layer} units per dictionary, {args.seeds} seed(s)")
     results = compare_layers(model, layers, train, heldout, args.out, cfg, tokenizer=model.tokenizer,
                              explainer=explainer, simulator=simulator)
     write_run_json(args.out, vars(args) | {"func": None}, started, seconds_by_stage=results["seconds"])

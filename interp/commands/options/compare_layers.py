@@ -11,12 +11,12 @@ from interp.sites import SITES
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "compare-layers",
-        help="score neurons and SAE features at every layer: a depth report (HTML + markdown)",
+        help="score neurons, SAE features and null bases at every layer: a depth report (HTML + markdown)",
         description="Record train and held-out activations of every requested layer (one forward pass per split), "
-        "train one SAE per layer from that recording (SAEs already in OUT/saes/<hook> are reused), then per layer: "
-        "the SAE's quality (explained variance, CE recovered, L0, dead fraction) and the interpretability scores of "
-        "the same number of sampled live neurons and SAE features, explained on the train split and simulated on the "
-        "same held-out text for every layer, with 95% bootstrap CIs. Writes OUT/report.html, OUT/report.md and "
+        "train --seeds SAEs per layer from that recording (optionally to a matched held-out EV), then per layer: "
+        "the SAEs' quality and the four interpretability scores of the same number of sampled live units of every basis "
+        "(--bases: neurons, SAE features and nulls), explained on the train split and simulated on the same held-out "
+        "text for every layer, each with a 95% bootstrap CI and minus the random-direction null of the same layer. Writes OUT/report.html, OUT/report.md and "
         "OUT/results.json. Rerunning the same command skips finished layers; adding layers scores only the new ones.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -31,7 +31,17 @@ def add_parser(sub) -> None:
     p.add_argument("--sae-tokens", type=int, default=None, help="SAE training tokens (default: one epoch of --tokens)")
     p.add_argument("--batch-size", type=int, default=1024, help="SAE training batch, in tokens")
     p.add_argument("--lr", type=float, default=None, help="SAE learning rate (default: the trainer's)")
-    p.add_argument("--features-per-layer", type=int, default=100, help="live neurons, and live SAE features, scored per layer")
+    p.add_argument("--features-per-layer", type=int, default=100,
+                   help="live units scored per layer and dictionary (each basis, each seed)")
+    p.add_argument("--bases", default="neurons,sae,random,pca",
+                   help="comma-separated: neurons, sae, random, rotated, pca, ica, sae-random-model (analyses/bases.py)")
+    p.add_argument("--seeds", type=int, default=1, help="SAEs (and random bases) per layer, with seeds seed, seed+1, ...")
+    p.add_argument("--target-ev", type=float, default=None,
+                   help="train each SAE in rounds of --sae-tokens until its held-out EV reaches this (or --sae-token-cap)")
+    p.add_argument("--sae-token-cap", type=int, default=None, help="with --target-ev: the most tokens an SAE trains for")
+    p.add_argument("--fit-tokens", type=int, default=16384, help="train tokens PCA and ICA are fitted on")
+    p.add_argument("--ica-components", type=int, default=128, help="FastICA components (at most the site's width)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--eval-tokens", type=int, default=4096, help="held-out tokens for the SAE's quality metrics")
     p.add_argument("--explainer", default="tokens", choices=["tokens", "llm"], help="tokens: deterministic, no LLM")
     p.add_argument("--simulator", default="tokens", choices=["tokens", "llm"])
