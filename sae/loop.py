@@ -61,7 +61,7 @@ def train_saes(
     A folder holds one run. `identity` names what the result depends on beyond the configs (data
     source fingerprint, hooks, batch size, ...): a checkpoint resumes only when its identity, SAE
     config and every training setting match, and a folder holding an SAE with no checkpoint of
-    ours is not written over; both raise SAEError unless `overwrite` (which starts afresh).
+    ours is not written over; both raise SAEError unless `overwrite` (or resume=False: start afresh).
 
     Returns the SAEs as saved; on ranks other than 0 of a distributed run, the trained modules
     themselves (rank 0's folders may be on another machine)."""
@@ -75,7 +75,7 @@ def train_saes(
     for tr in trainers.values():
         tr.identity = ident
     start = _resume_step(dirs) if resume and main and not overwrite else None
-    if start is None and main and not overwrite:
+    if start is None and main and resume and not overwrite:  # resume=False asks for a fresh start
         _refuse_foreign(dirs)
     start = distributed.broadcast_int(-1 if start is None else start)
     if start >= 0:

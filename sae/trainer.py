@@ -218,9 +218,11 @@ class Trainer:
         self.last = dict(meta.get("last", {}))
 
 
-# settings that do not change the trained weights: free to differ on resume
+# settings free to differ on resume: they do not change the weights, or (steps) a caller extends a
+# run on purpose with a length-free schedule (compare-layers' EV-target rounds); a caller for whom
+# the length is part of the run puts it in `identity` (train-sae's token count)
 _NOT_RESULT_SAE = {"device", "dtype", "activation_scale", "extra"}
-_NOT_RESULT_TRAIN = {"checkpoint_every", "keep_checkpoints", "log_every"}
+_NOT_RESULT_TRAIN = {"checkpoint_every", "keep_checkpoints", "log_every", "steps"}
 
 
 def _json(v: Any) -> str:

@@ -181,12 +181,13 @@ def test_nan_activations_are_bad_data_reported_before_training(world):
                            "the recording is bad data, not a training problem")
 
 
-TRAIN = ["train-sae", "--layer", "0", "--k", "4", "--expansion", "2", "--tokens", "2048"]
+TRAIN = ["train-sae", "--layer", "0", "--k", "4", "--expansion", "2"]
 
 
 @pytest.mark.parametrize(("change", "what"), [
     (["--activations", "scratch/acts-other", "--batch-size", "256"], "data.source"),
     (["--activations", "acts", "--batch-size", "128"], "data.batch_size"),
+    (["--activations", "acts", "--batch-size", "256", "--tokens", "4096"], "data.tokens"),
     (["--activations", "acts", "--batch-size", "256", "--lr", "0.01"], "train.lr"),
 ])
 def test_a_run_folder_refuses_to_resume_another_run(world, change, what):
@@ -195,7 +196,7 @@ def test_a_run_folder_refuses_to_resume_another_run(world, change, what):
     m["header"]["source"] = "another text"  # another recording
     (other / "manifest.json").write_text(json.dumps(m))
     sae = copy(world, "sae", "sae-resumed")
-    line = bad(world, *TRAIN, *change, "--out", str(sae))
+    line = bad(world, *TRAIN, *change, *([] if "--tokens" in change else ["--tokens", "2048"]), "--out", str(sae))
     assert line.startswith(f"interp: error: {HOOK}: the checkpoint in this folder is of another run ({what} was ")
     assert line.endswith("choose another --out, rerun with the settings it had, or pass --overwrite to start afresh.")
 
@@ -203,7 +204,7 @@ def test_a_run_folder_refuses_to_resume_another_run(world, change, what):
 def test_an_sae_folder_without_our_checkpoints_is_not_written_over_unless_overwrite(world):
     sae = copy(world, "sae", "sae-no-checkpoints")
     shutil.rmtree(sae / "checkpoints")
-    line = bad(world, *TRAIN, "--batch-size", "256", "--activations", "acts", "--out", str(sae))
+    line = bad(world, *TRAIN, "--tokens", "2048", "--batch-size", "256", "--activations", "acts", "--out", str(sae))
     assert line == (f"interp: error: {sae} already holds an SAE that is not a checkpointed run of these settings; "
                     "choose another --out, or pass --overwrite to replace it.")
-    assert main([*TRAIN, "--batch-size", "256", "--activations", str(world / "acts"), "--out", str(sae), "--overwrite"]) == 0
+    assert main([*TRAIN, "--tokens", "2048", "--batch-size", "256", "--activations", str(world / "acts"), "--out", str(sae), "--overwrite"]) == 0

@@ -45,7 +45,8 @@ def _train(args, device) -> int:
     if main:
         print(f"training {len(hooks)} {args.arch} SAE(s) of {args.expansion}x on {model_name}: {', '.join(hooks)}; "
               f"{steps} steps of {args.batch_size} tokens{ranks}")
-    identity = {"source": ref["source"], "hooks": hooks, "batch_size": args.batch_size, "skip_bos": not args.include_bos}
+    identity = {"source": ref["source"], "hooks": hooks, "tokens": args.tokens, "batch_size": args.batch_size,
+                "skip_bos": not args.include_bos}
     trained = saelib.train_saes(saes, batches, tcfg, dirs, identity=identity, overwrite=args.overwrite)
     for h, d in dirs.items() if main else ():
         write_run_json(d, vars(args) | {"func": None, "hook": h}, started, steps=steps, world_size=distributed.world_size())
