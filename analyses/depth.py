@@ -103,6 +103,7 @@ def compare_layers(
         t0 = time.perf_counter()
         train = record_split(model, train_windows, todo_hooks, out / "acts", "train", cfg.record_batch_size, progress)
         held = record_split(model, heldout_windows, todo_hooks, out / "acts", "heldout", cfg.record_batch_size, progress)
+        check_fits(bases, train, todo_hooks, cfg)  # before any training: a basis that cannot be fit says so now
         t1 = time.perf_counter()
         saes, quality = depth_saes.ensure_saes(out / "saes", todo_hooks, train, held, cfg, model.cfg.model_name,
                                                _device(model), cfg.seeds, log, progress)
@@ -136,6 +137,20 @@ def compare_layers(
     write_json_atomic(out / "results.json", results)
     write_reports(results, out)
     return results
+
+
+def check_fits(bases: list[str], train: dict, hooks: list[str], cfg: DepthConfig) -> None:
+    """PCA needs at least as many fitting tokens as the site has dimensions; ICA as many as its components."""
+    for h in hooks:
+        c = train[h]
+        n = min(cfg.fit_tokens, c.n_windows * (c.context_size - 1))
+        d = c.hooks[h]
+        if "pca" in bases and n < d:
+            raise InterpError(f"the pca basis of {h} ({d} dimensions) cannot be fit on {n:,} train tokens; give "
+                              f"--fit-tokens and --tokens of at least {d}, or drop pca from --bases.")
+        if "ica" in bases and n < min(cfg.ica_components, d):
+            raise InterpError(f"the ica basis of {h} cannot be fit: {n:,} train tokens for {min(cfg.ica_components, d)} "
+                              "components; record more tokens or lower --ica-components.")
 
 
 # --- settings -----------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from analyses.bases import SIGN_RULE
-from analyses.scoring.kinds import KIND_NAMES, KINDS
+from analyses.scoring.kinds import CHANCE, KIND_NAMES, KINDS
+from analyses.trend import depth_trend
 
 BASIS_NAMES = {"neurons": "neurons", "sae": "SAE features", "random": "random directions", "rotated": "rotated neurons",
                "pca": "PCA", "ica": "ICA", "sae-random-model": "SAE on a random model"}
@@ -39,17 +40,48 @@ def summarize(model_name: str, rows: list[dict], settings: dict, cfg, training: 
     """results.json (`cfg` a DepthConfig): per-layer rows and the sample sizes."""
     layers = [r["layer"] for r in rows]
     bases = [b for b in cfg.bases if all(b in r["bases"] for r in rows)]
-    sizes = sorted({r["bases"][b]["n_scored"] for r in rows for b in bases})
+    sizes = sorted({p["n"] for r in rows for b in bases for p in r["bases"][b]["per_seed"]})  # per dictionary
     heldout = {r["text"]["heldout_tokens_sha256"] for r in rows}
     missed = [{"layer": r["layer"], "seed_index": q["training"]["seed_index"], "ev": q["training"]["ev"]}
               for r in rows for q in r["sae_quality"] + r.get("random_model_sae_quality", []) if not q["training"]["reached"]]
     return {
+        "trend": trends(rows, bases, cfg.scoring.n_boot, cfg.seed),
         "sae_training": training, "model": model_name, "site": cfg.site, "layers": layers, "bases": bases, "rows": rows,
         "sample_sizes": {"features_per_layer_asked": cfg.features_per_layer, "scored_per_layer_and_basis": sizes,
                          "equal": len(sizes) == 1, "n_boot": cfg.scoring.n_boot, "seeds": cfg.seeds},
         "sign_rule": SIGN_RULE, "target_missed": missed,
         "same_heldout_text": len(heldout) == 1, "settings": settings, "seconds": seconds,
     }
+
+
+def seed_scores(row: dict, basis: str, kind: str) -> list[np.ndarray]:
+    """One array of unit scores per seed (undefined at chance) of a basis at one layer."""
+    units = row["bases"][basis]["units"]
+    seeds = sorted({u["seed"] for u in units})
+    return [np.array([CHANCE[kind] if u[kind] is None else u[kind] for u in units if u["seed"] == i]) for i in seeds]
+
+
+def trends(rows: list[dict], bases: list[str], n_boot: int, seed: int) -> dict:
+    """analyses.trend.depth_trend of every basis and score kind, raw and minus random.
+
+    Minus random: each unit's score minus the mean of the random null of the same layer and seed
+    index (seed 0's for the bases that have one); the null's mean enters as a constant, so its own
+    sampling error (an SE of about 0.01 at 160 units) is not in the interval."""
+    out = {"raw": {}, "minus_random": {}}
+    if len(rows) < 2:
+        return out
+    for basis in bases:
+        out["raw"][basis], out["minus_random"][basis] = {}, {}
+        for kind in KINDS:
+            by_layer = {r["layer"]: seed_scores(r, basis, kind) for r in rows}
+            out["raw"][basis][kind] = depth_trend(by_layer, n_boot, seed)
+            if "random" in bases and basis != "random":
+                cal = {}
+                for r in rows:
+                    null = [float(s.mean()) for s in seed_scores(r, "random", kind)]
+                    cal[r["layer"]] = [s - null[min(i, len(null) - 1)] for i, s in enumerate(seed_scores(r, basis, kind))]
+                out["minus_random"][basis][kind] = depth_trend(cal, n_boot, seed)
+    return out
 
 
 def diff_ci(a, b, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
@@ -79,7 +111,7 @@ def score_table(results: dict, kind: str = "top_random") -> tuple[list[str], lis
     """One row per layer and basis: the kind's mean (undefined at chance) [CI], minus random [CI],
     undefined count, mean with undefined left out [CI], n."""
     head = ["layer", "basis", f"{KIND_NAMES[kind]}: mean [95% CI]", "minus random [95% CI]", "undefined / n",
-            "mean, undefined left out [95% CI]", "per seed"]
+            "mean, undefined left out [95% CI]", "per seed", "half-units + / −"]
     rows = []
     for r in results["rows"]:
         for b in results["bases"]:
@@ -89,7 +121,8 @@ def score_table(results: dict, kind: str = "top_random") -> tuple[list[str], lis
             rows.append([str(r["layer"]), BASIS_NAMES[b], _ci(k["mean_undefined_at_chance"], *k["ci95_undefined_at_chance"]),
                          "—" if b == "random" or cal is None else _ci(cal["mean"], cal["lo"], cal["hi"], True),
                          f"{k['n_undefined']} / {k['n']}", _ci(k["mean_defined"], *k["ci95_defined"]),
-                         " / ".join(_num(s[kind]) for s in seeds) if len(seeds) > 1 else ""])
+                         " / ".join(_num(s[kind]) for s in seeds) if len(seeds) > 1 else "",
+                         "{} / {}".format(r["bases"][b]["n_sides"]["+"], r["bases"][b]["n_sides"]["-"])])
     return head, rows
 
 
@@ -133,7 +166,7 @@ def setup_text(results: dict) -> list[str]:
     first = rows[0]
     q, t = first["sae_quality"][0], first["text"]
     sizes, tr = results["sample_sizes"], results["sae_training"]
-    n_text = (f"{sizes['scored_per_layer_and_basis'][0]} units of each basis at every layer" if sizes["equal"] else
+    n_text = (f"{sizes['scored_per_layer_and_basis'][0]} units of every dictionary at every layer" if sizes["equal"] else
               f"UNEQUAL sample sizes across layers or bases ({', '.join(map(str, sizes['scored_per_layer_and_basis']))}; "
               f"{sizes['features_per_layer_asked']} asked per dictionary): some dictionary had fewer live units")
     seeds = sizes["seeds"]
@@ -167,11 +200,36 @@ def setup_text(results: dict) -> list[str]:
     return lines
 
 
-def trend_text(results: dict) -> list[str]:
-    tr = results.get("trend")
-    if not tr:
-        return ["No trend statistics: analyses.trend was not available; read the per-layer means and CIs above."]
-    return list(tr.get("text", []))
+def trend_text(results: dict, kind: str = "top_random") -> list[str]:
+    tr = results.get("trend") or {}
+    out = []
+    for which, label in (("raw", ""), ("minus_random", " minus random directions")):
+        for basis, t in tr.get(which, {}).items():
+            if kind in t:
+                out.append(f"{BASIS_NAMES[basis]}{label} ({KIND_NAMES[kind]}): " + " ".join(t[kind]["text"]))
+    return out or ["No trend: fewer than two layers."]
+
+
+def trend_table(results: dict, kind: str = "top_random") -> tuple[list[str], list[list[str]]]:
+    """Per basis, raw and minus random: slope [CI counting units, seeds and layers], the winning
+    shape and its Akaike weight."""
+    head = ["basis", "quantity", "slope per layer [95% CI]", "CI from units and seeds alone", "between-layer SD",
+            "best shape (Akaike weights c / l / s)"]
+    rows = []
+    tr = results.get("trend") or {}
+    for which, label in (("raw", "score"), ("minus_random", "minus random")):
+        for basis, t in tr.get(which, {}).items():
+            if kind not in t:
+                continue
+            t = t[kind]
+            s, sh = t.get("slope"), t["shape"]
+            w = sh.get("weights", {})
+            rows.append([BASIS_NAMES[basis], label,
+                         "n/a" if not s else f"{s['per_layer']:+.4f} [{s['lo']:+.4f}, {s['hi']:+.4f}]",
+                         "n/a" if not s else f"[{s['within_layer_only_lo']:+.4f}, {s['within_layer_only_hi']:+.4f}]",
+                         "n/a" if not s else f"{s['tau']:.3f}",
+                         (sh["winner"] or sh.get("note", "")) + (f" ({w['constant']:.2f} / {w['line']:.2f} / {w['step']:.2f})" if w else "")])
+    return head, rows
 
 
 def _md_table(head, rows) -> list[str]:
@@ -186,7 +244,12 @@ def markdown(results: dict) -> str:
     for kind in KINDS:
         lines += ["", f"## {KIND_NAMES[kind]}", ""] + _md_table(*score_table(results, kind))
     lines += ["", "## SAE quality", ""] + _md_table(*quality_table(results))
-    lines += ["", "## Trend with depth", ""] + [f"- {s}" for s in trend_text(results)]
+    lines += ["", "## Trend with depth (top-and-random correlation, undefined at chance)", ""]
+    lines += ["Per-layer means with 95% CIs from a hierarchical bootstrap (seeds, then units); the slope's CI also counts "
+              "between-layer scatter (analyses/trend.py); shapes compared by AICc: a slope is worth reading only where "
+              "the line wins.", ""]
+    lines += _md_table(*trend_table(results)) + [""] + [f"- {s}" for s in trend_text(results)]
+    lines += ["", "## Trend with depth (band correlation)", ""] + _md_table(*trend_table(results, "bands"))
     for extra in ("lexical_text", "density_text"):
         if results.get(extra):
             lines += ["", f"## {extra.split('_')[0].capitalize()}", ""] + [f"- {s}" for s in results[extra]]
@@ -207,17 +270,23 @@ def figures(results: dict) -> list:
     rows, x = results["rows"], results["layers"]
     figs = []
     for kind in KINDS:
-        fig = make_subplots(rows=1, cols=2, subplot_titles=(f"{KIND_NAMES[kind]} (undefined at chance), 95% CI",
-                                                            "minus random directions of the same layer, 95% CI"))
+        fig = make_subplots(rows=1, cols=2, subplot_titles=(f"{KIND_NAMES[kind]} (undefined at chance), 95% CI over seeds and units",
+                                                            "minus random directions of the same layer and seed"))
+        tr = results.get("trend") or {}
         for b in results["bases"]:
             k = [r["bases"][b]["kinds"][kind] for r in rows]
             m = [v["mean_undefined_at_chance"] for v in k]
             lo = [v["ci95_undefined_at_chance"][0] for v in k]
             hi = [v["ci95_undefined_at_chance"][1] for v in k]
+            if kind in tr.get("raw", {}).get(b, {}):  # the hierarchical CI (seeds, then units) of analyses.trend
+                lay = tr["raw"][b][kind]["layers"]
+                m, lo, hi = [v["mean"] for v in lay], [v["lo"] for v in lay], [v["hi"] for v in lay]
             fig.add_trace(go.Scatter(x=x, y=m, mode="lines+markers", name=BASIS_NAMES[b], legendgroup=b, showlegend=kind == KINDS[0],
                                      line={"color": COLORS[b]}, error_y=_err(m, lo, hi)), row=1, col=1)
             if b != "random":
                 cal = [r["calibrated"][kind].get(b) for r in rows]
+                if kind in tr.get("minus_random", {}).get(b, {}):
+                    cal = [{"mean": v["mean"], "lo": v["lo"], "hi": v["hi"]} for v in tr["minus_random"][b][kind]["layers"]]
                 if all(cal):
                     cm = [c["mean"] for c in cal]
                     fig.add_trace(go.Scatter(x=x, y=cm, mode="lines+markers", name=BASIS_NAMES[b], legendgroup=b, showlegend=False,
@@ -263,7 +332,7 @@ def html_page(results: dict) -> str:
         return "".join(out) + "</table>"
 
     parts.append("<h2>Headline: each basis minus random directions of the same layer</h2>" + table(*headline_table(results)))
-    parts.append("<h2>Trend with depth</h2>" + "".join(f"<p>{esc(s)}</p>" for s in trend_text(results)))
+    parts.append("<h2>Trend with depth</h2>" + table(*trend_table(results)) + "".join(f"<p>{esc(s)}</p>" for s in trend_text(results)))
     for fig in figures(results):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
     for kind in KINDS:

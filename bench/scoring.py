@@ -16,7 +16,14 @@ Printed, in one run:
   (b) score_features for N features sampled among the live ones: wall time, features/s, and
       the split into the train pass (all d_sae features' examples), the held-out pass (N
       features), explaining, and simulating + scoring;
-  (c) the marginal cost of one more feature: (explain + simulate) / N."""
+  (c) the marginal cost of one more feature: (explain + simulate) / N;
+  (d) per basis (`--bases`: neurons, sae, random, rotated, pca, ica of analyses/bases.py, the
+      signed ones split into half-units), `--basis-features` units each, ALL bases scored from
+      ONE shared pass per split (as compare-layers does), against one pass per basis (the ratio
+      is the saving); and per score kind, units/s: the explanation and the one simulation of the
+      top and random examples give the top-and-random, random-only and detection scores
+      together, the band score costs a second simulation (measured as the difference between a
+      run with band examples and one without)."""
 
 from __future__ import annotations
 
@@ -29,8 +36,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analyses.bases import (  # noqa: E402
+    fit_ica,
+    fit_pca,
+    projection_basis,
+    random_directions,
+    rotation_columns,
+    signed_neurons,
+)
 from analyses.dictionary import Dictionary  # noqa: E402
-from analyses.scoring import ScoringConfig, score_features  # noqa: E402
+from analyses.scoring import ScoringConfig, score_features, score_many  # noqa: E402
 from bench.harness import Spread, machine  # noqa: E402
 from interp.tokenizers import gpt2_tokenizer  # noqa: E402
 from interp.tokens import token_windows  # noqa: E402
@@ -66,6 +81,8 @@ def main() -> None:
     ap.add_argument("--d-in", type=int, default=256)
     ap.add_argument("--d-sae", type=int, default=4096)
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds of the baseline (a)")
+    ap.add_argument("--bases", default="neurons,sae,random,rotated,pca,ica", help="(d): the bases, '' to skip")
+    ap.add_argument("--basis-features", type=int, default=100, help="(d): units scored per basis")
     args = ap.parse_args()
     print(machine())
     torch.manual_seed(0)
@@ -108,6 +125,64 @@ def main() -> None:
               f"| {s['explain']:.2f} | {s['simulate_and_score']:.2f} | {per:.2f} | {m:.3f} [{lo:.3f}, {hi:.3f}] |", flush=True)
     best = r.scores[max(range(len(r.scores)), key=lambda i: r.scores[i].score)]
     print(f"example: feature {best.feature} scores {best.score:.3f}: {best.explanation.text[:150]}")
+    if args.bases:
+        per_basis(args, tok, train, held, x_train, x_held, dic)
+
+
+def basis_dictionaries(names: list[str], x_train: torch.Tensor, dic: Dictionary, n: int) -> dict[str, Dictionary]:
+    d = x_train.shape[-1]
+    fit = x_train[:, 1:].reshape(-1, d)[:16384].numpy()
+    out = {}
+    for name in names:
+        if name == "neurons":
+            out[name] = signed_neurons(Dictionary(encode=lambda x: x, W_dec=torch.eye(d), hook_name=HOOK, kind="neurons"))
+        elif name == "sae":
+            out[name] = dic
+        elif name == "random":
+            out[name] = projection_basis(name, random_directions(d, n, 0), HOOK)
+        elif name == "rotated":
+            out[name] = projection_basis(name, rotation_columns(d, min(n, d), 0), HOOK)
+        elif name in ("pca", "ica"):
+            mean, comps = fit_pca(fit) if name == "pca" else fit_ica(fit, min(64, d))
+            out[name] = projection_basis(name, torch.from_numpy(comps.T.copy()), HOOK, mean=torch.from_numpy(mean))
+        else:
+            raise SystemExit(f"(d) has no basis {name!r} (sae-random-model needs a model: see compare-layers)")
+    return out
+
+
+def per_basis(args, tok, train, held, x_train, x_held, dic) -> None:
+    names = [b for b in args.bases.split(",") if b]
+    dicts = basis_dictionaries(names, x_train, dic, args.basis_features)
+    cfg = ScoringConfig(n_features=args.basis_features)
+    nobands = ScoringConfig(n_features=args.basis_features, bands=None)
+
+    def shared(c):
+        t0 = time.perf_counter()
+        r = score_many({k: (v, None) for k, v in dicts.items()}, batches(train, x_train), batches(held, x_held), c, tok)
+        return r, time.perf_counter() - t0
+
+    r, wall = shared(cfg)
+    r0, wall0 = shared(nobands)
+    separate = 0.0
+    for k, v in dicts.items():
+        t0 = time.perf_counter()
+        score_many({k: (v, None)}, batches(train, x_train), batches(held, x_held), cfg, tok)
+        separate += time.perf_counter() - t0
+    first = next(iter(r.values())).meta["seconds"]
+    print(f"(d) {len(dicts)} bases, {args.basis_features} units each, from ONE shared pass per split: {wall:.2f} s "
+          f"(train pass {first['train_pass_all']:.2f} s, held-out pass {first['heldout_pass_all']:.2f} s); one pass per basis: "
+          f"{separate:.2f} s, {separate / wall:.2f}x the shared pass")
+    print("| basis | units | explain ms/unit | simulate+score ms/unit (top-and-random, random-only, detection) "
+          "| band score ms/unit | units/s, all four scores | units/s, without the band score | mean top-and-random |")
+    print("|---|---|---|---|---|---|---|---|")
+    for k in dicts:
+        s, s0 = r[k].meta["seconds"], r0[k].meta["seconds"]
+        n = len(r[k].scores)
+        band = max(0.0, s["simulate_and_score"] - s0["simulate_and_score"]) / n * 1000
+        all4 = n / (s["explain"] + s["simulate_and_score"])
+        three = n / (s0["explain"] + s0["simulate_and_score"])
+        print(f"| {k} | {n} | {s['explain'] / n * 1000:.2f} | {s0['simulate_and_score'] / n * 1000:.2f} | {band:.2f} "
+              f"| {all4:,.0f} | {three:,.0f} | {r[k].summary['kinds']['top_random']['mean_undefined_at_chance']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from sae.base import SAE, StepContext, StepOutput
 from sae.config import TrainConfig
 from sae.kernels import Bags, selected_pre, sparse_decode
 from sae.registry import register
+from sae.select import topk_rows
 from sae.topk import topk_family_output
 
 THRESHOLD_EMA = 0.01  # after the first 100 updates, a moving average with this weight
@@ -78,7 +79,7 @@ def batch_topk(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, t
     B, S = pre.shape
     K = min(k * B, B * S)
     m = min(S, 2 * k)
-    cv, ci = pre.topk(m, dim=1, sorted=False)  # [B, m]
+    cv, ci = topk_rows(pre, m) if m < S else pre.topk(m, dim=1, sorted=False)  # [B, m]
     t = cv.reshape(-1).topk(K, sorted=False).values.min()
     full = cv.min(dim=1).values >= t
     if m == S or not bool(full.any()):

@@ -12,6 +12,7 @@ import torch
 from sae.base import SAE, StepContext, StepOutput
 from sae.kernels import Bags, selected_pre, sparse_decode
 from sae.registry import register
+from sae.select import topk_rows
 
 
 @register
@@ -32,7 +33,7 @@ class TopKSAE(SAE):
     def training_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
         with torch.no_grad():
             xc, pre = self.pre_into_buffer(x)
-            vals, idx = pre.topk(self.cfg.k, dim=1, sorted=False)  # [B, k]
+            vals, idx = topk_rows(pre, self.cfg.k)  # [B, k]
             bags = Bags.build(idx, self.cfg.d_sae)
         acts = selected_pre(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec).relu()
         x_hat = sparse_decode(acts, self.W_dec, bags) + self.b_dec

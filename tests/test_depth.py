@@ -70,7 +70,7 @@ def test_two_layers_end_to_end_write_reports_that_state_sample_sizes(tiny_model,
         assert q["training"]["reached"] and q["training"]["tokens"] == 1024  # one epoch: 64 windows of 16 tokens after BOS
     assert res["sample_sizes"]["scored_per_layer_and_basis"] == [6] and res["sample_sizes"]["equal"]
     md = (tmp_path / "report.md").read_text()
-    assert "6 units of each basis at every layer" in md and "| 2 | SAE features |" in md
+    assert "6 units of every dictionary at every layer" in md and "| 2 | SAE features |" in md
     assert "Sign rule: a unit fires where its activation is > 0" in md
     assert "undefined / n" in md and "minus random" in md
     page = (tmp_path / "report.html").read_text()
@@ -179,3 +179,14 @@ def test_train_sae_from_a_cache_shares_the_helpers_and_trains_one_sae_per_hook(t
         s = load_sae(tmp_path / "saes" / h)
         assert (s.cfg.d_in, s.cfg.d_sae, s.cfg.k, s.cfg.hook_name) == (64, 128, 4, h)
         assert json.loads((tmp_path / "saes" / h / "train_state.json").read_text())["step"] == 4
+
+
+def test_bad_bases_and_unfittable_pca_are_refused_in_one_line(tiny_model, tmp_path, capsys):
+    from interp.cli import main
+
+    assert main(["compare-layers", "--model", "smollm2-135m", "--bases", "neurons,sea", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown basis 'sea'" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(InterpError, match="pca basis of blocks.0.mlp.hook_post .64 dimensions. cannot be fit on 48"):
+        run(tiny_model, [0], tmp_path / "y", DepthConfig(**{**CFG.__dict__, "fit_tokens": 48}))
+    assert not (tmp_path / "y" / "saes").exists()  # refused before any SAE was trained
