@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-import analyses.depth as depth
-from analyses.depth import DepthConfig, compare_layers
+import interp.pipelines.compare_layers as depth
 from analyses.report import diff_ci
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
+from interp.pipelines.compare_layers import DepthConfig, compare_layers
 from interp.recording import windows_sha256
 
 CFG = DepthConfig(site="mlp_post", arch="topk", k=4, expansion=2, sae_batch_size=128, features_per_layer=6,

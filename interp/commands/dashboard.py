@@ -26,7 +26,7 @@ from interp.models import load_model
 from interp.recording import record
 from interp.runlog import write_run_json
 from interp.sites import check_context, hook_name
-from interp.store import ActivationCache
+from interp.store import ActivationStore
 from interp.tokens import token_windows
 from sae import load_sae
 
@@ -40,7 +40,7 @@ def run(args) -> int:
         raise InterpError("--neurons needs the model's weights: give --model M and --layer L (and no --no-model).")
     if not args.neurons and not args.sae_dir:
         raise InterpError("give the SAE folder (SAE_DIR), or --neurons with --model and --layer.")
-    cache = ActivationCache(args.cache) if args.cache else None
+    cache = ActivationStore(args.cache) if args.cache else None
     model = None
 
     if args.neurons:
