@@ -29,10 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analyses.dashboard import make_dashboard  # noqa: E402
-from bench.harness import Spread, machine  # noqa: E402
 from analyses.dictionary import sae_dictionary  # noqa: E402
 from analyses.features import FeatureStatsConfig, parse_features  # noqa: E402
 from analyses.prompts import DEFAULT_PROMPTS  # noqa: E402
+from bench.harness import Spread, machine  # noqa: E402
 from interp.models import load_model  # noqa: E402
 from interp.recording import record  # noqa: E402
 from interp.store import ActivationStore  # noqa: E402

@@ -79,6 +79,7 @@ def train_saelens(cache, hook, d_in, args, matched: bool) -> torch.nn.Module:
     from sae_lens.config import SAETrainerConfig
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.training.sae_trainer import SAETrainer
+
     import sae as saelib
 
     torch.manual_seed(args.seed)

@@ -209,7 +209,7 @@ class ActivationStore:
             epoch, k = divmod(step, per_epoch)
             g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
             perm = rows[torch.randperm(n, generator=g).numpy()]
-            for k in range(k, per_epoch):
+            for k in range(k, per_epoch):  # noqa: B020 (resumes at step k of the epoch)
                 idx = perm[k * batch_size + lo : k * batch_size + hi]
                 yield {h: _gather(m, starts, idx) for h, m in maps.items()}
                 step += 1

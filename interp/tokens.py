@@ -104,7 +104,7 @@ def cache_key(source: str, tokenizer, context_size: int, heldout_fraction: float
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
-_IDENTITIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_IDENTITIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def tokenizer_identity(tokenizer) -> dict:

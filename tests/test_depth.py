@@ -55,7 +55,7 @@ def test_two_layers_end_to_end_write_reports_that_state_sample_sizes(tiny_model,
         for b in res["bases"]:
             row = r["bases"][b]
             assert row["n_scored"] == 6 == len(row["units"])
-            for kind, k in row["kinds"].items():
+            for _kind, k in row["kinds"].items():
                 assert k["n"] == 6 and 0 <= k["n_undefined"] <= 6
                 lo, hi = k["ci95_undefined_at_chance"]
                 assert lo <= k["mean_undefined_at_chance"] <= hi

@@ -35,7 +35,7 @@ def test_one_pass_records_every_hook_exactly(tiny_model, tiny_windows, tmp_path)
 
 def test_forward_stops_at_the_deepest_layer(tiny_model, tiny_windows, tmp_path):
     seen = []
-    h = tiny_model.blocks[2].hook_resid_post.add_hook(lambda a, hook: seen.append(1))
+    tiny_model.blocks[2].hook_resid_post.add_hook(lambda a, hook: seen.append(1))
     try:
         record(tiny_model, tiny_windows, ["blocks.1.hook_resid_post"], tmp_path / "a", progress=False)
     finally:
