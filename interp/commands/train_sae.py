@@ -7,10 +7,11 @@ import time
 import sae as saelib
 from interp import distributed
 from interp.errors import InterpError
-from interp.models import load_model
+from interp.models import load_model, model_ref
 from interp.runlog import write_run_json
 from interp.sites import check_context, hook_name, hook_width, parse_layers
 from interp.store import ActivationStore
+from interp.text import source_fingerprint
 from interp.tokens import token_windows
 from sae.runs import check_architecture, new_saes, sae_dirs, train_config
 from sae.sources import check_split, store_source, stream_source
@@ -25,18 +26,22 @@ def _train(args, device) -> int:
     started = time.time()
     check_architecture(args.arch)
     main = distributed.is_main()
-    hooks, widths, batches, model_name, device = _source(args, device)
+    hooks, widths, batches, ref, device = _source(args, device)
+    model_name = ref["model_name"]
     tcfg = train_config(args.tokens, args.batch_size, args.checkpoint_every, args.seed, args.lr, args.sparsity_coefficient)
     steps = tcfg.steps
     dirs = sae_dirs(args.out, hooks)
     saes = new_saes(hooks, widths, args.arch, args.k, args.expansion, model_name, device,
-                    extra={"context_size": args.context_size, "dataset": args.text if not args.activations else args.activations,
+                    extra={**({"model_path": ref["model_path"]} if "model_path" in ref else {}),
+                           "context_size": args.context_size, "dataset": args.text if not args.activations else args.activations,
                            "skip_bos": not args.include_bos})
     ranks = f" on {distributed.world_size()} ranks" if distributed.is_distributed() else ""
     if main:
         print(f"training {len(hooks)} {args.arch} SAE(s) of {args.expansion}x on {model_name}: {', '.join(hooks)}; "
               f"{steps} steps of {args.batch_size} tokens{ranks}")
-    trained = saelib.train_saes(saes, batches, tcfg, dirs)
+    identity = {"source": ref["source"], "hooks": hooks, "tokens": args.tokens, "batch_size": args.batch_size,
+                "skip_bos": not args.include_bos}
+    trained = saelib.train_saes(saes, batches, tcfg, dirs, identity=identity, overwrite=args.overwrite)
     for h, d in dirs.items() if main else ():
         write_run_json(d, vars(args) | {"func": None, "hook": h}, started, steps=steps, world_size=distributed.world_size())
         last = trained[h]
@@ -45,7 +50,7 @@ def _train(args, device) -> int:
 
 
 def _source(args, device):
-    """(hooks, widths, batches(start) -> iterator of {hook: [B, d]}, model name, device); under
+    """(hooks, widths, batches(start) -> iterator of {hook: [B, d]}, model_ref, device); under
     torchrun the batches hold this rank's rows of each global batch."""
 
     skip_bos = not args.include_bos
@@ -62,7 +67,9 @@ def _source(args, device):
                 raise InterpError(f"the cache at {args.activations} has no {missing[0]!r}; it holds {', '.join(cache.hooks)}.")
         args.context_size = cache.context_size
         batches = store_source(cache, hooks, args.batch_size, args.seed, skip_bos, device)
-        return hooks, {h: cache.hooks[h] for h in hooks}, batches, cache.model_name, device
+        ref = {"model_name": cache.model_name, "source": f"cache:{cache.fingerprint()}"}
+        ref |= {"model_path": cache.model_path} if cache.model_path else {}
+        return hooks, {h: cache.hooks[h] for h in hooks}, batches, ref, device
 
     check_split(args.batch_size)
     with distributed.main_first():  # rank 0 fills the model and token caches; the others then read them
@@ -74,4 +81,5 @@ def _source(args, device):
         check_context(model, args.context_size)
         windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split="train", max_tokens=args.tokens)
     batches = stream_source(model, windows, hooks, args.batch_size, args.seed, skip_bos, device)
-    return hooks, {h: hook_width(model, h) for h in hooks}, batches, model.cfg.model_name, device
+    ref = model_ref(model) | {"source": f"model:{model_ref(model)}:text:{source_fingerprint(args.text)}:ctx:{args.context_size}"}
+    return hooks, {h: hook_width(model, h) for h in hooks}, batches, ref, device
