@@ -9,7 +9,7 @@ import os
 import warnings
 from collections.abc import Iterator
 
-OURS = r"(interp|sae|analyses)(\.|$)"  # modules whose warnings still show
+OURS = r"(interp|sae|analyses)(\.|$)"  # modules whose own UserWarnings still show
 
 
 @contextlib.contextmanager
@@ -24,7 +24,8 @@ def quiet_third_parties() -> Iterator[None]:
     level = root.level
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore")
-        warnings.filterwarnings("default", module=OURS)
+        # deprecations are for developers, and third-party ones are attributed to our calling line
+        warnings.filterwarnings("default", category=UserWarning, module=OURS)
         root.setLevel(logging.ERROR)  # TransformerLens and torch give advice at WARNING
         try:
             yield

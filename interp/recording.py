@@ -52,10 +52,11 @@ def record(
     np_dtype = np.dtype(dtype)
     head = {
         "model": model.cfg.model_name,
+        **({"model_path": model.model_path} if getattr(model, "model_path", None) else {}),  # a local folder
         "hooks": {h: {"d": d} for h, d in widths.items()},
         "dtype": np_dtype.name,
         "context_size": int(ctx),
-        "n_windows_planned": int(len(windows)),
+        "n_windows_planned": len(windows),
         "tokens_sha256": windows_sha256(windows),
         **(header or {}),
     }
@@ -119,6 +120,5 @@ def _layout(info: dict | None) -> tuple[int, int] | None:
 def _copy_into(buf: torch.Tensor, rows: slice):
     def hook(act, hook):  # act [batch, pos, d] or [batch, pos, heads, d_head]
         buf[rows].copy_(act.reshape(-1, buf.shape[1]))
-        return None
 
     return hook

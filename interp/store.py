@@ -15,13 +15,14 @@ is finite) the first time this process reads it, so that corrupt data is refused
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -96,6 +97,16 @@ class ActivationCache:
     def model_name(self) -> str:
         return self.manifest["model"]
 
+    def fingerprint(self) -> str:
+        """Changes whenever the recording's settings or any shard's content does (not its folder)."""
+        ident = json.dumps([self.manifest.get("header"), [(s.name, s.n_windows, s.crc32) for s in self.shards]], sort_keys=True)
+        return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+    @property
+    def model_path(self) -> str | None:
+        """The resolved folder of a local model (None for a model known by name)."""
+        return self.manifest.get("header", {}).get("model_path")
+
     def _file(self, shard: Shard, what: str) -> Path:
         return self.path / shard.name / f"{what}.bin"
 
@@ -116,6 +127,15 @@ class ActivationCache:
                         f"shard {f} is {state}: the cache is damaged; rerun `interp record` with the same "
                         f"--out to rewrite it, or delete {self.path}."
                     )
+
+    def check(self, hooks: list[str]) -> None:
+        """Check now (once per process) the files that reading `hooks` will touch, so that a bad
+        shard is refused before a long pass starts rather than in its middle."""
+        for h in hooks:
+            self._check_hook(h)
+        for shard in self.shards:
+            for what in ["tokens", *hooks]:
+                self._verified(shard, what)
 
     def verify(self) -> None:
         """Check every file now; raise InterpError naming the first bad one."""
@@ -353,5 +373,5 @@ def shard_name(index: int) -> str:
 
 def _flat(header: dict) -> dict:
     """The manifest repeats the header's main facts at top level for readers and people."""
-    keys = ("model", "hooks", "dtype", "context_size", "source", "split")
+    keys = ("model", "model_path", "hooks", "dtype", "context_size", "source", "split")
     return {k: header[k] for k in keys if k in header} | {"n_windows": 0, "n_tokens": 0}

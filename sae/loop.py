@@ -17,12 +17,18 @@ import itertools
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from interp import distributed
-from interp.checkpoints import checkpoint_steps, clear_checkpoints, read_checkpoint_everywhere, write_checkpoint
+from interp.checkpoints import (
+    checkpoint_steps,
+    clear_checkpoints,
+    read_checkpoint_everywhere,
+    write_checkpoint,
+)
 from interp.files import write_json_atomic
 from sae.base import SAE
 from sae.config import TrainConfig
@@ -41,15 +47,21 @@ def train_sae(
     """Train one SAE, checkpointing into out_dir and saving the SAE folder there; returns the
     SAE as saved (reads raw activations; a batchtopk SAE comes back as its jumprelu form)."""
     name = sae.cfg.hook_name or "sae"
-    dict_batches = lambda start: ({name: b} for b in batches(start))  # noqa: E731
+    dict_batches = lambda start: ({name: b} for b in batches(start))
     return train_saes({name: sae}, dict_batches, cfg, {name: out_dir}, resume=resume, progress=progress)[name]
 
 
 def train_saes(
     saes: Mapping[str, SAE], batches: DictBatchSource, cfg: TrainConfig | Mapping[str, TrainConfig],
     out_dirs: Mapping[str, str | Path], *, resume: bool = True, progress: bool = True,
+    identity: Mapping[str, Any] | None = None, overwrite: bool = False,
 ) -> dict[str, SAE]:
     """Train several SAEs on one stream of {name: [B, d_in]} batches (e.g. one per hook).
+
+    A folder holds one run. `identity` names what the result depends on beyond the configs (data
+    source fingerprint, hooks, batch size, ...): a checkpoint resumes only when its identity, SAE
+    config and every training setting match, and a folder holding an SAE with no checkpoint of
+    ours is not written over; both raise SAEError unless `overwrite` (or resume=False: start afresh).
 
     Returns the SAEs as saved; on ranks other than 0 of a distributed run, the trained modules
     themselves (rank 0's folders may be on another machine)."""
@@ -59,7 +71,12 @@ def train_saes(
     trainers = {n: Trainer(sae, cfgs[n], name=n) for n, sae in saes.items()}
     main = distributed.is_main()
 
-    start = _resume_step(dirs) if resume and main else None
+    ident = dict(identity or {})
+    for tr in trainers.values():
+        tr.identity = ident
+    start = _resume_step(dirs) if resume and main and not overwrite else None
+    if start is None and main and resume and not overwrite:  # resume=False asks for a fresh start
+        _refuse_foreign(dirs)
     start = distributed.broadcast_int(-1 if start is None else start)
     if start >= 0:
         for n, tr in trainers.items():
@@ -113,6 +130,14 @@ def _shared(cfgs: Mapping[str, TrainConfig], field: str) -> int:
     if len(values) != 1:
         raise SAEError(f"SAEs trained on one stream must share {field}; got {sorted(values)}.")
     return values.pop()
+
+
+def _refuse_foreign(dirs: Mapping[str, Path]) -> None:
+    """A fresh run must not replace an SAE that no checkpoint here says is ours to replace."""
+    for d in dirs.values():
+        if (d / "cfg.json").exists() or (d / "sae_weights.safetensors").exists():
+            raise SAEError(f"{d} already holds an SAE that is not a checkpointed run of these settings; "
+                           "choose another --out, or pass --overwrite to replace it.")
 
 
 def _resume_step(dirs: Mapping[str, Path]) -> int | None:

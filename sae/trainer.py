@@ -15,6 +15,7 @@ the metrics and the latents that fired after it (so dead-latent counts are globa
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -39,6 +40,7 @@ def _adam(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Ada
 
 class Trainer:
     def __init__(self, sae: SAE, cfg: TrainConfig, name: str = ""):
+        self.identity: dict[str, Any] = {}  # what else the result depends on (data source, ...): train_saes sets it
         self.sae, self.cfg = sae, cfg
         self.name = name or sae.cfg.hook_name or sae.name
         self.step_count = 0
@@ -169,6 +171,7 @@ class Trainer:
             "tokens": self.tokens,
             "sae_cfg": self.sae.cfg.to_dict(),
             "train_cfg": self.cfg.to_dict(),
+            "identity": self.identity,
             "last": self.last,
         }
         return t, meta
@@ -183,6 +186,20 @@ class Trainer:
                 f"not the {mine.architecture} {mine.d_in}->{mine.d_sae} (k={mine.k}) asked for; "
                 "use another output folder or resume with the same settings."
             )
+        theirs = {"sae": {k: v for k, v in meta["sae_cfg"].items() if k not in _NOT_RESULT_SAE},
+                  "train": {k: v for k, v in meta["train_cfg"].items() if k not in _NOT_RESULT_TRAIN},
+                  **{f"data.{k}": v for k, v in (meta.get("identity") or {}).items()}}
+        ours = {"sae": {k: v for k, v in mine.to_dict().items() if k not in _NOT_RESULT_SAE},
+                "train": {k: v for k, v in self.cfg.to_dict().items() if k not in _NOT_RESULT_TRAIN},
+                **{f"data.{k}": v for k, v in self.identity.items()}}
+        for what in sorted(set(theirs) | set(ours)):
+            a, b = theirs.get(what), ours.get(what)
+            if isinstance(a, dict) and isinstance(b, dict):
+                key = next((k for k in sorted(set(a) | set(b)) if _json(a.get(k)) != _json(b.get(k))), None)
+                what, a, b = (f"{what}.{key}", a.get(key), b.get(key)) if key else (what, None, None)
+            if _json(a) != _json(b):
+                raise SAEError(f"{self.name}: the checkpoint in this folder is of another run ({what} was {a!r}, is now {b!r}); "
+                               "choose another --out, rerun with the settings it had, or pass --overwrite to start afresh.")
         mine.activation_scale = saved.activation_scale
         for key, val in self.sae.state_dict(keep_vars=True).items():
             val.copy_(t[f"sae.{key}"])
@@ -199,6 +216,17 @@ class Trainer:
         self.step_count = int(meta["step"])
         self.tokens = int(meta["tokens"])
         self.last = dict(meta.get("last", {}))
+
+
+# settings free to differ on resume: they do not change the weights, or (steps) a caller extends a
+# run on purpose with a length-free schedule (compare-layers' EV-target rounds); a caller for whom
+# the length is part of the run puts it in `identity` (train-sae's token count)
+_NOT_RESULT_SAE = {"device", "dtype", "activation_scale", "extra"}
+_NOT_RESULT_TRAIN = {"checkpoint_every", "keep_checkpoints", "log_every", "steps"}
+
+
+def _json(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, default=str)
 
 
 class _TrainingLoss(torch.nn.Module):

@@ -11,7 +11,6 @@ needs no server and opens from disk. Explanations and scores (issue 5) are read 
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -22,10 +21,10 @@ from analyses.dictionary import neuron_dictionary, sae_dictionary
 from analyses.features import FeatureStatsConfig, parse_features
 from analyses.prompts import read_prompts
 from interp.errors import InterpError
-from interp.models import load_model
+from interp.models import find_model, load_model
 from interp.recording import record
 from interp.runlog import write_run_json
-from interp.sites import check_context, hook_name
+from interp.sites import check_context, hook_name, hook_width
 from interp.store import ActivationCache
 from interp.tokens import token_windows
 from sae import load_sae
@@ -44,7 +43,7 @@ def run(args) -> int:
     model = None
 
     if args.neurons:
-        model_name = args.model or (cache.model_name if cache else None)
+        model_name = args.model or (find_model(cache.model_name, cache.model_path) if cache else None)
         if model_name is None:
             raise InterpError("--neurons needs --model M (the model whose neurons to show).")
         model = _load_model(model_name, args.device)
@@ -54,14 +53,27 @@ def run(args) -> int:
         explanations_file = args.explanations
     else:
 
-        dictionary = sae_dictionary(load_sae(args.sae_dir, device=args.device))
+        sae = load_sae(args.sae_dir, device=args.device)
+        dictionary = sae_dictionary(sae)
         title = args.title or Path(args.sae_dir).resolve().name
         explanations_file = args.explanations or Path(args.sae_dir) / "explanations.json"
-        model_name = args.model or dictionary.model_name or (cache.model_name if cache else None)
+        sae_path = sae.cfg.extra.get("model_path")
+        if cache is not None and not args.model:
+            _check_same_model(args.sae_dir, sae.cfg.model_name, sae_path, cache)
+        if cache is not None and dictionary.hook_name in cache.hooks and cache.hooks[dictionary.hook_name] != sae.cfg.d_in:
+            raise InterpError(f"the SAE reads {sae.cfg.d_in} numbers at {dictionary.hook_name} but the cache at {cache.path} "
+                              f"holds {cache.hooks[dictionary.hook_name]} there: they come from different models.")
         if not args.no_model:
-            if not model_name:
+            if args.model:
+                model_name = args.model
+            elif sae.cfg.model_name or sae_path:
+                model_name = find_model(sae.cfg.model_name, sae_path)
+            elif cache is not None:
+                model_name = find_model(cache.model_name, cache.model_path)
+            else:
                 raise InterpError("the SAE's cfg.json names no model: give --model M, or --no-model.")
             model = _load_model(model_name, args.device)
+            _check_width(model, sae)
 
     if cache is None:
         if model is None:
@@ -71,13 +83,12 @@ def run(args) -> int:
         windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split=args.split, max_tokens=args.tokens)
         windows = windows[: max(1, args.tokens // args.context_size)]
         cache = record(model, windows, [dictionary.hook_name], out / "acts", header={"source": args.text, "split": args.split})
-    elif dictionary.model_name and cache.model_name and dictionary.model_name != cache.model_name:
-        print(f"interp: warning: the SAE was trained on {dictionary.model_name} but the cache holds {cache.model_name}'s activations.", file=sys.stderr)
 
     features = parse_features(args.features, dictionary.n_features)
     cfg = FeatureStatsConfig(n_top=args.top, n_bands=args.bands, per_band=args.per_band)
     prompts = read_prompts(args.prompts, defaults=not args.no_default_prompts) if model is not None else None
     explanations = read_explanations(explanations_file)
+    cache.check([dictionary.hook_name])  # a bad shard is refused before the pass (and its progress bar) starts
     bar = tqdm(total=cache.n_tokens, unit="tok", unit_scale=True, desc="features")
 
     def progress(n: int) -> None:  # the pass is what takes time; close the bar when it ends
@@ -98,6 +109,24 @@ def run(args) -> int:
           f"(pass {t['pass']:.1f} s, weights {t['weights']:.1f} s, prompts {t['prompts']:.1f} s, pages {t['render']:.1f} s)")
     print(index.resolve())
     return 0
+
+
+def _check_same_model(sae_dir, name: str, path: str | None, cache: ActivationCache) -> None:
+    """An SAE read on another model's activations gives meaningless dashboards: refuse it."""
+    if path and cache.model_path:
+        same = Path(path) == Path(cache.model_path)
+    else:
+        same = not name or not cache.model_name or name == cache.model_name
+    if not same:
+        raise InterpError(f"the SAE at {sae_dir} was trained on {path or name} but the cache at {cache.path} holds "
+                          f"{cache.model_path or cache.model_name}'s activations; give a cache of the SAE's model.")
+
+
+def _check_width(model, sae) -> None:
+    width = hook_width(model, sae.cfg.hook_name)
+    if width != sae.cfg.d_in:
+        raise InterpError(f"the SAE reads {sae.cfg.d_in} numbers at {sae.cfg.hook_name} but {model.cfg.model_name} has "
+                          f"{width} there: the SAE belongs to another model or hook; give its own --model.")
 
 
 def _load_model(name: str, device):

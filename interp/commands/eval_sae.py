@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from interp.errors import InterpError
 from interp.files import write_json_atomic
-from interp.models import load_model
+from interp.models import find_model, load_model
 from interp.runlog import write_run_json
-from interp.sites import check_context
+from interp.sites import check_context, hook_width
 from interp.tokens import token_windows
 from sae import evaluate_sae, load_sae
 
@@ -19,7 +20,11 @@ TABLE = ["l0", "explained_variance", "fvu", "mse", "cosine", "l2_ratio", "ce_los
 def run(args) -> int:
     started = time.time()
     sae = load_sae(args.sae_dir)
-    model = load_model(args.model or sae.cfg.model_name, device=args.device)
+    model = load_model(args.model or find_model(sae.cfg.model_name, sae.cfg.extra.get("model_path")), device=args.device)
+    width = hook_width(model, sae.cfg.hook_name)
+    if width != sae.cfg.d_in:
+        raise InterpError(f"the SAE reads {sae.cfg.d_in} numbers at {sae.cfg.hook_name} but {model.cfg.model_name} has "
+                          f"{width} there: the SAE belongs to another model or hook; give its own --model.")
     sae = sae.to(next(model.parameters()).device)
     ctx = args.context_size or sae.cfg.extra.get("context_size") or 128
     check_context(model, ctx)

@@ -7,7 +7,7 @@ import time
 import sae as saelib
 from interp import distributed
 from interp.errors import InterpError
-from interp.models import load_model
+from interp.models import load_model, model_ref
 from interp.runlog import write_run_json
 from interp.sae_runs import (
     cache_batches,
@@ -19,6 +19,7 @@ from interp.sae_runs import (
 from interp.sites import check_context, hook_name, hook_width, parse_layers
 from interp.store import ActivationCache
 from interp.stream import stream_activations
+from interp.text import source_fingerprint
 from interp.tokens import token_windows
 
 
@@ -31,18 +32,22 @@ def _train(args, device) -> int:
     started = time.time()
     check_architecture(args.arch)
     main = distributed.is_main()
-    hooks, widths, batches, model_name, device = _source(args, device)
+    hooks, widths, batches, ref, device = _source(args, device)
+    model_name = ref["model_name"]
     tcfg = train_config(args.tokens, args.batch_size, args.checkpoint_every, args.seed, args.lr, args.sparsity_coefficient)
     steps = tcfg.steps
     dirs = sae_dirs(args.out, hooks)
     saes = new_saes(hooks, widths, args.arch, args.k, args.expansion, model_name, device,
-                    extra={"context_size": args.context_size, "dataset": args.text if not args.activations else args.activations,
+                    extra={**({"model_path": ref["model_path"]} if "model_path" in ref else {}),
+                           "context_size": args.context_size, "dataset": args.text if not args.activations else args.activations,
                            "skip_bos": not args.include_bos})
     ranks = f" on {distributed.world_size()} ranks" if distributed.is_distributed() else ""
     if main:
         print(f"training {len(hooks)} {args.arch} SAE(s) of {args.expansion}x on {model_name}: {', '.join(hooks)}; "
               f"{steps} steps of {args.batch_size} tokens{ranks}")
-    trained = saelib.train_saes(saes, batches, tcfg, dirs)
+    identity = {"source": ref["source"], "hooks": hooks, "tokens": args.tokens, "batch_size": args.batch_size,
+                "skip_bos": not args.include_bos}
+    trained = saelib.train_saes(saes, batches, tcfg, dirs, identity=identity, overwrite=args.overwrite)
     for h, d in dirs.items() if main else ():
         write_run_json(d, vars(args) | {"func": None, "hook": h}, started, steps=steps, world_size=distributed.world_size())
         last = trained[h]
@@ -51,7 +56,7 @@ def _train(args, device) -> int:
 
 
 def _source(args, device):
-    """(hooks, widths, batches(start) -> iterator of {hook: [B, d]}, model name, device); under
+    """(hooks, widths, batches(start) -> iterator of {hook: [B, d]}, model_ref, device); under
     torchrun the batches hold this rank's rows of each global batch."""
 
     skip_bos = not args.include_bos
@@ -68,7 +73,9 @@ def _source(args, device):
                 raise InterpError(f"the cache at {args.activations} has no {missing[0]!r}; it holds {', '.join(cache.hooks)}.")
         args.context_size = cache.context_size
         batches = cache_batches(cache, hooks, args.batch_size, args.seed, skip_bos, device)
-        return hooks, {h: cache.hooks[h] for h in hooks}, batches, cache.model_name, device
+        ref = {"model_name": cache.model_name, "source": f"cache:{cache.fingerprint()}"}
+        ref |= {"model_path": cache.model_path} if cache.model_path else {}
+        return hooks, {h: cache.hooks[h] for h in hooks}, batches, ref, device
 
     if args.batch_size < distributed.world_size():
         raise InterpError(f"a batch of {args.batch_size} tokens cannot be split over {distributed.world_size()} ranks; use a larger --batch-size.")
@@ -86,4 +93,5 @@ def _source(args, device):
                                     start_step=start, skip_bos=skip_bos):
             yield {h: x.to(device) for h, x in b.items()}
 
-    return hooks, {h: hook_width(model, h) for h in hooks}, batches, model.cfg.model_name, device
+    ref = model_ref(model) | {"source": f"model:{model_ref(model)}:text:{source_fingerprint(args.text)}:ctx:{args.context_size}"}
+    return hooks, {h: hook_width(model, h) for h in hooks}, batches, ref, device

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
+from safetensors import SafetensorError
 
 from interp.device import pick_device
 from interp.errors import InterpError
@@ -42,22 +44,49 @@ def load_model(
     dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if not isinstance(dtype, torch.dtype):
         raise InterpError("dtype must be a torch dtype such as float32 or bfloat16.")
-    loader, model_name = _loader_for(str(name_or_path))
-    model = loader(pick_device(device), dtype)
+    loader, model_name, folder = _loader_for(str(name_or_path))
+    try:
+        model = loader(pick_device(device), dtype)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        if folder is None:
+            raise
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise InterpError(f"the model folder {folder} cannot be read ({why}); its weights are truncated or damaged: "
+                          "save or copy the folder again.") from None
     model.cfg.model_name = model_name
+    model.model_path = str(folder) if folder is not None else None  # what model_ref names
     return model
 
 
-def _loader_for(name: str) -> tuple[Loader, str]:
-    """What `name` is: the function that loads it, and the name to record."""
+def model_ref(model) -> dict[str, str]:
+    """How files written from `model` name it so that it can be loaded again: {"model_name": the
+    TransformerLens or offline name, or the folder's name} plus, for a local folder,
+    {"model_path": its resolved path}."""
+    path = getattr(model, "model_path", None)
+    return {"model_name": model.cfg.model_name} | ({"model_path": path} if path else {})
+
+
+def find_model(model_name: str, model_path: str | None = None) -> str:
+    """What to give load_model for a model that files name: the folder when it still exists, else
+    the name."""
+    if model_path and Path(model_path).is_dir():
+        return model_path
+    if not model_name:
+        raise InterpError("the file names no model: give --model M.")
+    return model_name
+
+
+def _loader_for(name: str) -> tuple[Loader, str, Path | None]:
+    """What `name` is: the function that loads it, the name to record, and the resolved folder
+    for a local one."""
     path = Path(name).expanduser()
     for marker, load_folder in FOLDER_KINDS:
         if (path / marker).is_file():
-            return (lambda device, dtype: load_folder(path, device, dtype)), path.resolve().name
+            return (lambda device, dtype: load_folder(path, device, dtype)), path.resolve().name, path.resolve()
     if name in OFFLINE_MODELS:
-        return (lambda device, dtype: load_converted(fetch_model(name), device, dtype)), name
+        return (lambda device, dtype: load_converted(fetch_model(name), device, dtype)), name, None
     if tl_official_name(name) is not None:
-        return (lambda device, dtype: load_from_hub(name, device, dtype)), name
+        return (lambda device, dtype: load_from_hub(name, device, dtype)), name, None
     if path.is_dir():
         markers = " or ".join(m for m, _ in FOLDER_KINDS)
         raise InterpError(f"{path} holds no model interp can read (no {markers}); give a folder written by save_pretrained.")
