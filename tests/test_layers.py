@@ -5,11 +5,13 @@ none is tucked inside a function (where it would hide a cycle from the file's he
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import grimp
 import pytest
 import tomllib
 
@@ -71,3 +73,22 @@ def test_the_function_import_check_sees_one(tmp_path):
     p.write_text("import torch\n\ndef f():\n    import numpy\n    from interp.errors import InterpError\n"
                  "    from . import x\n    return InterpError\n")
     assert len(_function_imports(p, tmp_path)) == 2
+
+
+CIRCLE = ("interp.text", "interp.corpus", "interp.tokens")
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(CIRCLE)))
+def test_text_corpus_and_tokens_import_in_any_order(order):
+    code = "".join(f"import {m}\n" for m in order)
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env=os.environ | {"PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_text_corpus_and_tokens_import_without_a_cycle():
+    graph = grimp.build_graph("interp", cache_dir=None)
+    for a, b in itertools.permutations(CIRCLE, 2):
+        there = graph.find_shortest_chain(importer=a, imported=b)
+        back = graph.find_shortest_chain(importer=b, imported=a)
+        assert not (there and back), f"cycle: {' -> '.join(there)} and back {' -> '.join(back)}"
