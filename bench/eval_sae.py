@@ -20,12 +20,17 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.harness import Results, add_common_args, apply_threads, interleave, ratios  # noqa: E402
-from interp.models import load_model  # noqa: E402
-from interp.tokens import token_windows  # noqa: E402
-from sae import SAEConfig, TrainConfig, create_sae, evaluate_sae  # noqa: E402
-from sae import evaluate as ev  # noqa: E402
-from sae import metrics  # noqa: E402
+from bench.harness import Results, add_common_args, apply_threads, interleave, ratios
+from interp.models import load_model
+from interp.tokens import token_windows
+from sae import (
+    SAEConfig,
+    TrainConfig,
+    create_sae,
+    evaluate_sae,
+    metrics,
+)
+from sae import evaluate as ev
 
 
 @torch.no_grad()
