@@ -70,7 +70,7 @@ class FeatureStats:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> "FeatureStats":
+    def load(cls, folder: str | Path) -> FeatureStats:
         folder = Path(folder)
         if not (folder / STATS_FILE).exists():
             raise InterpError(f"{folder} holds no {STATS_FILE}; compute feature statistics first (interp dashboard).")

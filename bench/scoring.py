@@ -98,7 +98,7 @@ def main() -> None:
     def read_only():
         n = 0
         for split_w, split_x in ((train, x_train), (held, x_held)):
-            for t, a in batches(split_w, split_x):
+            for _t, a in batches(split_w, split_x):
                 z = dic.encode(a[HOOK].reshape(-1, args.d_in))
                 n += int((z > 0).sum())
         return n

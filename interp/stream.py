@@ -33,7 +33,7 @@ def stream_activations(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield {hook: [batch_size, d] float32} forever (epoch after epoch over `windows`).
 
-    `skip_bos` leaves out each window's first position (BOS), as ActivationCache.iter_batches does.
+    `skip_bos` leaves out each window's first position (BOS), as ActivationStore.iter_batches does.
     Under torchrun: this rank's rows of each batch (see the module's docstring)."""
     n, ctx = windows.shape
     first = 1 if skip_bos else 0

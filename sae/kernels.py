@@ -65,7 +65,7 @@ class Bags:
 
     @classmethod
     def build(cls, idx: torch.Tensor, d_sae: int, offsets: torch.Tensor | None = None,
-              subset: torch.Tensor | None = None, local: torch.Tensor | None = None) -> "Bags":
+              subset: torch.Tensor | None = None, local: torch.Tensor | None = None) -> Bags:
         flat = idx.reshape(-1)
         # a 32-bit stable sort is a few ms where the 64-bit one is a hundred
         perm = torch.sort(flat.to(torch.int32), stable=True).indices

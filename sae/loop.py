@@ -116,7 +116,7 @@ def train_saes(
     finally:
         bar.close()
     if step < steps:
-        warnings.warn(f"the batch source ran out after {step} of {steps} steps; saving what was trained.")
+        warnings.warn(f"the batch source ran out after {step} of {steps} steps; saving what was trained.", stacklevel=2)
         if step != last_saved and main:
             _checkpoint(trainers, dirs, step)
     distributed.barrier()  # the folders are complete before any rank returns

@@ -207,6 +207,7 @@ def test_script_json_cannot_close_its_element():
 
 def test_dashboard_html_holds_corpus_text_only_escaped(tmp_path):
     import synthetic_dashboard as sd
+
     from analyses.dashboard import make_dashboard
 
     model = sd.tiny_model()

@@ -6,9 +6,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import synthetic_scoring as ss
 import torch
 
-import synthetic_scoring as ss
 from analyses.scoring import ScoringConfig, score_features
 from analyses.scoring.llm import CachedLLM, LocalHF, make_llm
 from analyses.scoring.llm_explain import LLMExplainer, LLMSimulator, parse_explanation, parse_simulation

@@ -19,7 +19,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from interp.device import pick_device
 from interp.errors import InterpError
+from interp.models.fetch import fetch_model
+from interp.models.smollm2 import GGUF_DIR, load_gguf
 from interp.paths import interp_home
 
 
@@ -75,12 +78,7 @@ class LocalHF:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from interp.device import pick_device
-
         if self.model_ref == "smollm2-135m":
-            from interp.models.fetch import fetch_model
-            from interp.models.smollm2 import GGUF_DIR, load_gguf
-
             self._lm, self._tok = load_gguf(fetch_model("smollm2-135m") / GGUF_DIR)
         else:
             path = Path(self.model_ref)

@@ -13,8 +13,10 @@ from pathlib import Path
 import torch
 
 from interp.errors import InterpError
-from interp.lm.config import LMConfig
 from interp.files import write_json_atomic, write_safetensors_atomic
+from interp.lm.build import build_model
+from interp.lm.config import LMConfig
+from interp.lm.tokenizer import load_tokenizer
 
 MARKER = "interp_lm.json"
 WEIGHTS = "model.safetensors"
@@ -48,15 +50,11 @@ def load_lm_folder(folder: Path, device: torch.device | str = "cpu", dtype: torc
     """The model saved in `folder`, with the logits it had when saved."""
     from safetensors.torch import load_file
 
-    from interp.lm.build import build_model
-
     folder = Path(folder)
     marker = read_marker(folder)
     cfg = LMConfig.from_dict(marker["config"])
     tokenizer = None
     if (folder / "tokenizer_config.json").exists():
-        from interp.lm.tokenizer import load_tokenizer
-
         tokenizer = load_tokenizer(folder)
     model = build_model(cfg, tokenizer, init=False, name=folder.resolve().name)
     try:

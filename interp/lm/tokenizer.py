@@ -13,6 +13,9 @@ from pathlib import Path
 
 from interp.errors import InterpError
 from interp.paths import interp_home
+from interp.text import iter_documents, source_fingerprint
+from interp.tokenizers import gpt2_tokenizer
+from interp.tokens import is_heldout
 
 SPECIAL = "<|endoftext|>"  # BOS, EOS and padding at once, as in GPT-2
 
@@ -31,10 +34,7 @@ def lm_tokenizer(spec: str, source: str = "offline", heldout_fraction: float = 0
     """GPT-2's tokenizer, or the bpe-N trained on `source`'s train split (trained once, then cached)."""
     size = parse_vocab(spec)
     if size is None:
-        from interp.tokenizers import gpt2_tokenizer
-
         return gpt2_tokenizer()
-    from interp.text import source_fingerprint
 
     key = hashlib.sha256(f"{source_fingerprint(source)}|{heldout_fraction}".encode()).hexdigest()[:16]
     folder = interp_home() / "tokenizers" / f"bpe-{size}-{key}"
@@ -51,9 +51,6 @@ def train_bpe(source: str, size: int, heldout_fraction: float, folder: Path) -> 
 
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
-
-    from interp.text import iter_documents
-    from interp.tokens import is_heldout
 
     t0 = time.perf_counter()
     tok = Tokenizer(models.BPE())

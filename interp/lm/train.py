@@ -23,13 +23,22 @@ import torch
 from tqdm.auto import tqdm
 
 from interp import distributed
-from interp.checkpoints import checkpoint_steps, clear_checkpoints, read_checkpoint, read_checkpoint_everywhere, write_checkpoint
+from interp.checkpoints import (
+    checkpoint_steps,
+    clear_checkpoints,
+    read_checkpoint,
+    read_checkpoint_everywhere,
+    write_checkpoint,
+)
+from interp.device import pick_device
 from interp.errors import InterpError
 from interp.files import write_json_atomic
 from interp.lm.build import build_model, count_parameters
 from interp.lm.config import LMConfig, TrainLMConfig
 from interp.lm.folder import save_lm_folder
+from interp.lm.tokenizer import lm_tokenizer
 from interp.lm.trainer import Diverged, LMTrainer
+from interp.tokens import token_windows
 
 
 def train_lm(
@@ -47,10 +56,6 @@ def train_lm(
     """Train a `cfg` model on `text` with tokenizer `vocab` (gpt2 or bpe-N) into `out`; returns the
     training summary that the model folder's marker keeps. cfg.d_vocab is set from the tokenizer.
     Under torchrun, call it on every rank (inside distributed.session) with the same arguments."""
-    from interp.device import pick_device
-    from interp.lm.tokenizer import lm_tokenizer
-    from interp.tokens import token_windows
-
     out = Path(out)
     dev = pick_device(device)
     main, world = distributed.is_main(), distributed.world_size()

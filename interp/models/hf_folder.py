@@ -10,6 +10,7 @@ import torch
 
 from interp.errors import InterpError
 from interp.models.convert import ARCHITECTURES, hooked_from_hf
+from interp.tokenizers import gpt2_tokenizer
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 
@@ -38,8 +39,6 @@ def _tokenizer(folder: Path, kind: str):
 
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     if kind == "gpt2":
-        from interp.tokenizers import gpt2_tokenizer
-
         return gpt2_tokenizer()
     return None  # still usable on token ids
 
