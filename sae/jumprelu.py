@@ -58,17 +58,17 @@ class JumpReLUSAE(SAE):
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         return pre.relu() * (pre > self.threshold)
 
-    def training_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
+    def training_loss(self, x: torch.Tensor, step_ctx: StepContext) -> StepOutput:
         pre = dense_pre(x, self.W_enc, self.b_enc, self.b_dec)  # [B, d_sae]
-        n, coef = ctx.batch_tokens(x), ctx.sparsity_coefficient  # whole batch: this rank's share
-        z = _JumpReLU.apply(pre, self.threshold, ctx.cfg.jumprelu_bandwidth, coef / n)
+        n, coef = step_ctx.batch_tokens(x), step_ctx.sparsity_coefficient  # whole batch: this rank's share
+        z = _JumpReLU.apply(pre, self.threshold, step_ctx.cfg.jumprelu_bandwidth, coef / n)
         x_hat = torch.addmm(self.b_dec, z, self.W_dec)
         sse = (x_hat - x).pow(2).sum()
         loss = sse / n  # the L0 term's gradient is added inside _JumpReLU; its value below
         terms = {"mse": sse.detach() / n}
         with torch.no_grad():
             fired = z.amax(0) > 0
-            active = torch.count_nonzero(z) if ctx.measure else None
+            active = torch.count_nonzero(z) if step_ctx.measure else None
         if active is not None:
             terms["l0"] = active / n
             loss = loss + coef * terms["l0"]

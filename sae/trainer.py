@@ -80,7 +80,7 @@ class Trainer:
         n, var_sum = spread(x, self.reduce)  # n: the whole batch's rows, all ranks together
         dead = self.tokens_since_fired >= cfg.dead_tokens
         measure = (step + 1) % cfg.log_every == 0 or step + 1 >= cfg.steps or not self.last
-        ctx = StepContext(
+        step_ctx = StepContext(
             sparsity_coefficient=sparsity_at(step, cfg, self.coefficient),
             var_sum=var_sum,
             dead=dead if bool(dead.any()) else None,
@@ -91,7 +91,7 @@ class Trainer:
             n_total=n,
             reduce=self.reduce,
         )
-        out = self.loss_fn(x, ctx)
+        out = self.loss_fn(x, step_ctx)
         if self.reduce is None:
             loss = float(out.loss.detach())
         else:
@@ -119,7 +119,7 @@ class Trainer:
         self.last = {
             "loss": loss,
             "l0": float(out.active) / n if out.active is not None else self.last.get("l0", 0.0),
-            "explained_variance": 1.0 - float(out.sse) / max(float(ctx.var_sum), 1e-12),
+            "explained_variance": 1.0 - float(out.sse) / max(float(step_ctx.var_sum), 1e-12),
             "dead_fraction": float(dead.float().mean()),
             "lr": lr,
             **{k: float(v) for k, v in out.terms.items()},
@@ -219,8 +219,8 @@ class _TrainingLoss(torch.nn.Module):
         super().__init__()
         self.sae = sae
 
-    def forward(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
-        return self.sae.training_loss(x, ctx)
+    def forward(self, x: torch.Tensor, step_ctx: StepContext) -> StepOutput:
+        return self.sae.training_loss(x, step_ctx)
 
 
 @torch.no_grad()
