@@ -36,6 +36,7 @@ class _JumpReLU(torch.autograd.Function):
         eps = ctx.eps
         g_pre = torch.where(fired, g_z, 0.0)
         near = (pre - theta).abs_() < eps / 2
+        # injected: g_z * theta, the reconstruction term's STE through z; l0_grad, the L0 term lambda/B sum 1[pre > theta]
         g_theta = torch.where(near, g_z * theta + ctx.l0_grad, 0.0).sum(0) / -eps
         return g_pre, g_theta, None, None
 

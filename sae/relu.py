@@ -31,7 +31,8 @@ class _ReLUEncode(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_z):
         xc, W_enc, z, l1_grad = ctx.saved_tensors
-        # g_z is the decoder matmul's fresh output, only ours: add the penalty's gradient in place
+        # injected: the L1 term lambda/B sum_b,i ||W_dec[i]|| z[b, i] (sae/reference.py), d/dz = l1_grad;
+        # g_z is the decoder matmul's fresh output, only ours, so it is added in place
         g_pre = torch.ops.aten.threshold_backward(g_z.add_(l1_grad), z, 0)
         g_b_enc = g_pre.sum(0)
         # xc^T g_pre comes out in W_enc's own [d_in, d_sae] layout: no copy when it is accumulated
