@@ -14,9 +14,9 @@ import torch
 
 from interp.errors import InterpError
 from interp.files import write_json_atomic, write_safetensors_atomic
+from interp.lm.bpe import load_tokenizer
 from interp.lm.build import build_model
 from interp.lm.config import LMConfig
-from interp.lm.tokenizer import load_tokenizer
 
 MARKER = "interp_lm.json"
 WEIGHTS = "model.safetensors"

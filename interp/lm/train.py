@@ -33,10 +33,10 @@ from interp.checkpoints import (
 from interp.device import pick_device
 from interp.errors import InterpError
 from interp.files import write_json_atomic
+from interp.lm.bpe import lm_tokenizer
 from interp.lm.build import build_model, count_parameters
 from interp.lm.config import LMConfig, TrainLMConfig
 from interp.lm.folder import save_lm_folder
-from interp.lm.tokenizer import lm_tokenizer
 from interp.lm.trainer import LMTrainer
 from interp.tokens import token_windows
 from interp.training import TrainingDiverged, resume_step
