@@ -190,8 +190,7 @@ class FeatureStatsAccumulator:
 @contextmanager
 def single_thread():
     """The bookkeeping is many small memory-bound ops: extra threads gain little there, and when
-    other processes share the cores every op waits for a descheduled sibling (measured on this
-    2-core machine under load: 35 s with 2 threads against 6 s with 1, over 100k tokens)."""
+    other processes share the cores every op waits for a descheduled sibling."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -94,7 +94,7 @@ class Bags:
         """Like the flattened idx: rows[b] . table[s] for each pair (b, s)."""
         if self.local is not None and self.subset.numel() < 24 * self.local.shape[1]:
             # k pairs per token out of a small subset: all dots by one matmul, then pick. The
-            # sparse kernel gathers rows at random on one thread: measured 2x slower at AuxK's
+            # sparse kernel gathers rows at random on one thread, which is slower at AuxK's
             # k_aux = d_in/2 out of d_sae/2 dead latents.
             return (rows @ table[self.subset].t()).gather(1, self.local).reshape(-1)
         flat_offsets = self.offsets

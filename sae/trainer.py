@@ -237,7 +237,7 @@ def _adam_step(opt: torch.optim.Adam) -> None:
     """opt.step(), but a parameter stored transposed (W_enc: the transpose of a contiguous
     tensor) reaches the fused kernel as that contiguous tensor, with its gradient and moments
     viewed alike: the same elementwise update, where the fused kernel would otherwise copy
-    each of them to a contiguous layout and back (measured 10 ms of a 2.4 ms update)."""
+    each of them to a contiguous layout and back."""
     group = opt.param_groups[0]
     params = [p for p in group["params"] if p.grad is not None]
     if (len(opt.param_groups) != 1 or not group.get("fused") or group["amsgrad"] or group["weight_decay"]
