@@ -11,7 +11,7 @@ from sae.kernels import Bags, selected_pre, sparse_decode
 from sae.registry import register
 
 # Below this fraction of active latents, train through the sparse kernels (a little under the
-# break-even density that bench/sae_train.py measures).
+# break-even density; bench/sae_train.py times the sparse path with --archs relu@<density>%).
 SPARSE_BELOW = 0.10
 
 
