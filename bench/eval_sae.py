@@ -51,7 +51,7 @@ def evaluate_before(sae: Any, model: Any, windows: torch.Tensor, hook_name: str,
         acc.add(x.reshape(-1, sae.cfg.d_in), x_hat.reshape(-1, sae.cfg.d_in), z.reshape(-1, sae.cfg.d_sae))
         hook = metrics.splice_hook(sae, x_hat)
         sae_logits, ce_sae = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, hook)])
-        zero_logits, ce_zero = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, ev._zero_hook_from(0))])
+        zero_logits, ce_zero = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, metrics.zero_hook(0))])
         acc.add_losses(len(tokens), float(ce_clean), float(ce_sae), float(ce_zero),
                        metrics._kl(clean_logits, sae_logits).sum(), metrics._kl(clean_logits, zero_logits).sum(),
                        clean_logits.shape[0] * clean_logits.shape[1])

@@ -76,7 +76,7 @@ def evaluate_sae(
             sae_lp = rest([(hook_name, hook)]).log_softmax(-1)
             ce_sae, kl_sae = _ce(sae_lp, tokens), _kl_lp(clean_lp, sae_lp)
             del sae_lp
-            zero_lp = rest([(hook_name, _zero_hook_from(first))]).log_softmax(-1)
+            zero_lp = rest([(hook_name, metrics.zero_hook(first))]).log_softmax(-1)
             ce_zero, kl_zero = _ce(zero_lp, tokens), _kl_lp(clean_lp, zero_lp)
             del zero_lp
             acc.add_losses(len(tokens), ce_clean, ce_sae, ce_zero, kl_sae, kl_zero,
@@ -106,13 +106,6 @@ def _kl_lp(lp_clean: torch.Tensor, lp: torch.Tensor) -> torch.Tensor:
     return (lp_clean.exp() * (lp_clean - lp)).sum()
 
 
-def _zero_hook_from(first: int):
-    """Zero-ablation of every position from `first` on."""
-    def hook(act: torch.Tensor, hook: Any) -> torch.Tensor:
-        out = torch.zeros_like(act)
-        out[:, :first] = act[:, :first]
-        return out
-    return hook
 
 
 class _Sums:
