@@ -47,7 +47,7 @@ from analyses.bases import (  # noqa: E402
 from analyses.dictionary import Dictionary  # noqa: E402
 from analyses.scoring import ScoringConfig, score_features, score_many  # noqa: E402
 from bench.harness import Spread, machine  # noqa: E402
-from interp.tokenizers import gpt2_tokenizer  # noqa: E402
+from interp.gpt2_tokenizer import gpt2_tokenizer  # noqa: E402
 from interp.tokens import token_windows  # noqa: E402
 
 HOOK = "blocks.0.hook_resid_post"

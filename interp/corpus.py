@@ -22,8 +22,8 @@ from pathlib import Path
 
 from interp.encoding import encode_texts
 from interp.errors import InterpError
+from interp.gpt2_tokenizer import gpt2_tokenizer
 from interp.paths import interp_home
-from interp.tokenizers import gpt2_tokenizer
 
 NAMES = ("offline",)
 SOURCES = ("sotu", "moby_dick", "shakespeare")

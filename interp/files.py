@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from interp.errors import InterpError
+
+if TYPE_CHECKING:  # torch is imported only by the functions that write tensors, so text files stay light
+    import torch
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -23,8 +24,18 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    write_atomic(path, text.encode("utf-8"))
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def copy_atomic(src, path: Path) -> None:
+    """Copy a file (a path, or an importlib.resources Traversable) so that `path` is never half written."""
+    with src.open("rb") if hasattr(src, "open") else open(src, "rb") as f:
+        write_atomic(path, f.read())
 
 
 def write_safetensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

@@ -30,6 +30,7 @@ import torch
 from interp.distributed import shard_range
 from interp.errors import InterpError
 from interp.files import write_json_atomic
+from interp.training import epoch_seed
 
 FORMAT = "interp-activations/1"
 MANIFEST = "manifest.json"
@@ -227,7 +228,7 @@ class ActivationStore:
         step = start_step
         while epochs is None or step < epochs * per_epoch:
             epoch, k = divmod(step, per_epoch)
-            g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
             perm = rows[torch.randperm(n, generator=g).numpy()]
             for k in range(k, per_epoch):  # noqa: B020 (resumes at step k of the epoch)
                 idx = perm[k * batch_size + lo : k * batch_size + hi]

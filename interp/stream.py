@@ -18,6 +18,7 @@ import torch
 from interp import distributed
 from interp.errors import InterpError
 from interp.sites import hook_width, stop_layer
+from interp.training import epoch_seed
 
 
 def stream_activations(
@@ -51,7 +52,7 @@ def stream_activations(
     block, skip = divmod(start_step, block_batches)
     while True:
         epoch, b = divmod(block, blocks_per_epoch)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
         ids = order[b * block_windows : (b + 1) * block_windows][lo_w:hi_w]
         acts = {h: torch.empty(len(ids) * ctx, d) for h, d in widths.items()}
         for f0 in range(0, len(ids), forward_batch):

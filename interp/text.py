@@ -158,7 +158,7 @@ def _hf_documents(source: str) -> Iterator[Document]:
         import datasets
     except ImportError:
         raise InterpError(f"{source!r} is not a local file or folder, and reading it as a Hugging Face dataset needs the "
-                          f"`datasets` package (pip install datasets); {offline_hint}.") from None
+                          f"`datasets` package (pip install 'interp[hf]'); {offline_hint}.") from None
     name, _, config = source.partition(":")
     try:
         rows = iter(datasets.load_dataset(name, config or None, split="train", streaming=True))

@@ -26,6 +26,7 @@ import torch
 
 from interp.encoding import encode_texts
 from interp.errors import InterpError
+from interp.files import write_text_atomic
 from interp.paths import interp_home
 from interp.text import Document, is_streamed, iter_documents, source_fingerprint, stable_unit
 
@@ -247,9 +248,7 @@ def _enough(meta: dict, split: str, want: int | None) -> bool:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj))
 
 
 def _check(split: str, context_size: int, heldout_fraction: float) -> None:

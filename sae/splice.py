@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from interp.sites import RESIDUAL_HOOKS
 from sae.errors import SAEError
 
 PARTS = ("hook_sae_input", "hook_sae_acts_post", "hook_sae_recons", "hook_sae_error", "hook_sae_output")
@@ -74,7 +75,7 @@ def check_sae_fits(model: Any, hook_name: str, sae: Any) -> None:
 
 def _site_width(model: Any, hook_name: str) -> int | None:
     cfg, last = model.cfg, hook_name.rsplit(".", 1)[-1]
-    if last in ("hook_resid_pre", "hook_resid_post", "hook_resid_mid", "hook_mlp_out", "hook_attn_out"):
+    if last in RESIDUAL_HOOKS:
         return cfg.d_model
     if ".mlp." in hook_name and last in ("hook_post", "hook_pre", "hook_z0"):
         return cfg.d_mlp

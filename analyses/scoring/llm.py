@@ -21,6 +21,7 @@ from pathlib import Path
 
 from interp.device import pick_device
 from interp.errors import InterpError
+from interp.files import write_text_atomic
 from interp.models.fetch import fetch_model
 from interp.models.smollm2 import GGUF_DIR, load_gguf
 from interp.paths import interp_home
@@ -132,9 +133,7 @@ class CachedLLM:
         answer = self.llm.complete(prompt)
         self.requests += 1
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"llm": self.llm.identity(), "prompt": prompt, "answer": answer}, ensure_ascii=False))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps({"llm": self.llm.identity(), "prompt": prompt, "answer": answer}, ensure_ascii=False))
         return answer
 
 

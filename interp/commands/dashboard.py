@@ -6,7 +6,7 @@
 
 The prompt view is precomputed: a few default prompts plus `--prompts FILE` (one prompt per line,
 or a .json list of strings) are run through the model when the dashboard is built, so the folder
-needs no server and opens from disk. Explanations and scores (issue 5) are read from
+needs no server and opens from disk. Explanations and scores (analyses/scoring) are read from
 `explanations.json` next to the SAE, or from --explanations FILE."""
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from interp.errors import InterpError
+from interp.gpt2_tokenizer import gpt2_tokenizer
 from interp.models.convert import ARCHITECTURES, hooked_from_hf
-from interp.tokenizers import gpt2_tokenizer
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 
