@@ -18,15 +18,22 @@ import shutil
 import tempfile
 import time
 import weakref
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 
 from interp.errors import InterpError
+from interp.files import write_error, write_json_atomic
 from interp.paths import interp_home
-from interp.text import Document, is_streamed, iter_documents, source_fingerprint, stable_unit
+from interp.text import (
+    Document,
+    is_streamed,
+    iter_documents,
+    source_fingerprint,
+    stable_unit,
+)
 
 SPLITS = ("train", "heldout", "all")
 PARTS = ("train", "heldout")  # what is stored; "all" is train then held-out
@@ -104,7 +111,7 @@ def cache_key(source: str, tokenizer, context_size: int, heldout_fraction: float
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
-_IDENTITIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_IDENTITIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def tokenizer_identity(tokenizer) -> dict:
@@ -192,6 +199,8 @@ def _build(folder: Path, meta: dict | None, source: str, tokenizer, context_size
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(work, folder)
+    except OSError as e:  # a full disk: the partial build goes (finally), an extension is cut back next time
+        raise write_error(folder, e) from None
     finally:
         if fresh and work.exists():
             shutil.rmtree(work, ignore_errors=True)
@@ -281,9 +290,7 @@ def _enough(meta: dict, split: str, want: int | None) -> bool:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+    write_json_atomic(path, obj)
 
 
 def _check(split: str, context_size: int, heldout_fraction: float) -> None:

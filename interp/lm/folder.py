@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from interp.errors import InterpError
+from interp.files import write_error, write_json_atomic, write_safetensors_atomic
 from interp.lm.config import LMConfig
-from interp.files import write_json_atomic, write_safetensors_atomic
 
 MARKER = "interp_lm.json"
 WEIGHTS = "model.safetensors"
@@ -31,7 +31,10 @@ def save_lm_folder(model, cfg: LMConfig, folder: str | Path, training: dict | No
     write_safetensors_atomic(folder / WEIGHTS, state)
     tok = model.tokenizer
     if tok is not None:
-        tok.save_pretrained(str(folder))
+        try:
+            tok.save_pretrained(str(folder))
+        except OSError as e:
+            raise write_error(folder, e) from None
     marker = {
         "format": FORMAT,
         "kind": "interp trained language model",
