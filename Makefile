@@ -49,7 +49,9 @@ demo: fetch
 saelens-env: setup
 	scripts/saelens_env.sh $(SAELENS_VENV) $(VENV)
 
+# ruff first (lint only: formatting is not enforced yet); tests/test_layers.py checks the floors
 test: fetch saelens-env
+	$(VENV)/bin/ruff check .
 	INTERP_SAELENS_VENV=$(abspath $(SAELENS_VENV)) $(PY) -m pytest -q
 
 # The quick benchmarks (under 10 minutes on 2 cores); each writes its table to bench/results/<script>.md

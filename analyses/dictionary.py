@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from interp.errors import InterpError
-from interp.sites import hook_layer
+from interp.sites import RESIDUAL_HOOKS, hook_layer
 
 
 @dataclass
@@ -52,7 +52,7 @@ def neuron_dictionary(model, hook: str) -> Dictionary:
         W_dec = model.W_out[layer]  # [d_mlp, d_model]
     elif hook.endswith("attn.hook_z"):
         W_dec = model.W_O[layer].reshape(-1, model.cfg.d_model)  # [n_heads * d_head, d_model]
-    elif hook.split(".")[-1] in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_mlp_out", "hook_attn_out"):
+    elif hook.split(".")[-1] in RESIDUAL_HOOKS:
         W_dec = torch.eye(model.cfg.d_model)
     else:
         raise InterpError(f"neurons at {hook!r} have no output direction; use mlp_post, attn_z or a residual-stream site.")

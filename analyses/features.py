@@ -29,6 +29,8 @@ from safetensors.torch import load_file, save_file
 from analyses.bands import BandSampler, window_contexts
 from analyses.dictionary import Dictionary
 from interp.errors import InterpError
+from interp.files import write_text_atomic
+from interp.sites import parse_ranges
 
 STATS_FILE = "features.safetensors"
 META_FILE = "features.json"
@@ -66,11 +68,11 @@ class FeatureStats:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_file({"features": self.features, **{k: v.contiguous() for k, v in self.tensors.items()}}, str(folder / STATS_FILE))
-        (folder / META_FILE).write_text(json.dumps(self.meta, indent=1))
+        write_text_atomic(folder / META_FILE, json.dumps(self.meta, indent=1))
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> "FeatureStats":
+    def load(cls, folder: str | Path) -> FeatureStats:
         folder = Path(folder)
         if not (folder / STATS_FILE).exists():
             raise InterpError(f"{folder} holds no {STATS_FILE}; compute feature statistics first (interp dashboard).")
@@ -188,8 +190,7 @@ class FeatureStatsAccumulator:
 @contextmanager
 def single_thread():
     """The bookkeeping is many small memory-bound ops: extra threads gain little there, and when
-    other processes share the cores every op waits for a descheduled sibling (measured on this
-    2-core machine under load: 35 s with 2 threads against 6 s with 1, over 100k tokens)."""
+    other processes share the cores every op waits for a descheduled sibling."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -202,15 +203,8 @@ def parse_features(spec: str | None, n_features: int) -> torch.Tensor:
     """'all', '0-99', '1,5,9' or a mix like '0-9,42' -> sorted unique ids [F] int64."""
     if spec is None or spec.strip() == "all":
         return torch.arange(n_features)
-    ids: list[int] = []
     try:
-        for part in spec.split(","):
-            part = part.strip()
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                ids.extend(range(int(lo), int(hi) + 1))
-            elif part:
-                ids.append(int(part))
+        ids = parse_ranges(spec, skip_empty=True)
     except ValueError:
         raise InterpError(f"cannot read features {spec!r}: use 'all', a range like '0-99' or a list like '1,5,9'.") from None
     bad = [i for i in ids if not 0 <= i < n_features]

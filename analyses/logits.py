@@ -19,9 +19,7 @@ import torch
 
 from analyses.dictionary import Dictionary
 from interp.errors import InterpError
-from interp.sites import hook_layer
-
-RESIDUAL_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_mlp_out", "hook_attn_out")
+from interp.sites import RESIDUAL_HOOKS, hook_layer
 
 
 def residual_directions(model, dictionary: Dictionary, features: torch.Tensor) -> torch.Tensor:  # [F, d_model]

@@ -14,6 +14,7 @@ import torch
 from analyses.dictionary import Dictionary
 from interp.errors import InterpError
 from interp.sites import hook_layer
+from interp.tokens import special_tokens
 
 DEFAULT_PROMPTS = [
     "The capital of France is Paris, and the capital of Japan is Tokyo.",
@@ -56,8 +57,6 @@ def prompt_activations(
     """[{text, tokens: [ids], acts: [[[feature, value], ...] per token, largest first]}].
 
     Each prompt runs as interp's windows do: BOS first (not shown), then the text's tokens."""
-    from interp.tokens import special_tokens
-
     bos, _ = special_tokens(tokenizer)
     layer = hook_layer(dictionary.hook_name)
     device = next(model.parameters()).device

@@ -297,7 +297,7 @@ def figures(results: dict) -> list:
         fig.update_xaxes(tickmode="array", tickvals=x, title_text="layer")
         figs.append(fig)
     quality = make_subplots(rows=1, cols=3, subplot_titles=("explained variance", "CE recovered", "training tokens"))
-    for i, (key, get) in enumerate((("EV", lambda q: q["explained_variance"]), ("CE", lambda q: q.get("ce_loss_score")),
+    for i, (_key, get) in enumerate((("EV", lambda q: q["explained_variance"]), ("CE", lambda q: q.get("ce_loss_score")),
                                     ("tokens", lambda q: q["training"]["tokens"]))):
         n_seeds = len(rows[0]["sae_quality"])
         for s in range(n_seeds):

@@ -29,13 +29,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analyses.dashboard import make_dashboard  # noqa: E402
-from bench.harness import Spread, machine  # noqa: E402
 from analyses.dictionary import sae_dictionary  # noqa: E402
 from analyses.features import FeatureStatsConfig, parse_features  # noqa: E402
 from analyses.prompts import DEFAULT_PROMPTS  # noqa: E402
+from bench.harness import Spread, machine  # noqa: E402
 from interp.models import load_model  # noqa: E402
 from interp.recording import record  # noqa: E402
-from interp.store import ActivationCache  # noqa: E402
+from interp.store import ActivationStore  # noqa: E402
 from interp.tokens import token_windows  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def matmul_gflops(n: int = 4096, d: int = 576, s: int = 4608, reps: int = 5) -> 
     return 2 * n * d * s * reps / (time.perf_counter() - t) / 1e9
 
 
-def encode_only(sae, cache: ActivationCache, hook: str) -> float:
+def encode_only(sae, cache: ActivationStore, hook: str) -> float:
     t = time.perf_counter()
     with torch.no_grad():
         for _, acts in cache.iter_windows([hook], max(1, 4096 // cache.context_size)):
@@ -77,12 +77,12 @@ def main() -> None:
     hook = f"blocks.{args.layer}.hook_resid_post"
     root = Path(args.runs)
     acts_dir = root / f"acts-smollm2-L{args.layer}-{args.tokens}"
-    if not (acts_dir / "manifest.json").exists() or not ActivationCache(acts_dir).manifest.get("complete"):
+    if not (acts_dir / "manifest.json").exists() or not ActivationStore(acts_dir).manifest.get("complete"):
         windows = token_windows("offline", model.tokenizer, context_size=args.context_size, split="heldout", max_tokens=args.tokens)
         windows = windows[: args.tokens // args.context_size]
         print(f"recording {windows.numel():,} held-out tokens of smollm2-135m at {hook} into {acts_dir} (not timed)")
         record(model, windows, [hook], acts_dir, header={"source": "offline", "split": "heldout"})
-    cache = ActivationCache(acts_dir)
+    cache = ActivationStore(acts_dir)
 
     if args.sae:
         sae = load_sae(args.sae, device="cpu")

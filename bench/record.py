@@ -28,7 +28,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import Results, Spread, add_common_args, apply_threads, interleave, ratios  # noqa: E402
-
 from interp import files  # noqa: E402
 from interp.recording import record  # noqa: E402
 from interp.sites import hook_name  # noqa: E402

@@ -32,14 +32,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.harness import machine  # noqa: E402
-from interp.store import ActivationCache  # noqa: E402
+from interp.store import ActivationStore  # noqa: E402
 
 
-def acts_caches(acts: Path, hook: str, model_name: str, train_tokens: int, heldout_tokens: int) -> tuple[ActivationCache, ActivationCache]:
+def acts_caches(acts: Path, hook: str, model_name: str, train_tokens: int, heldout_tokens: int) -> tuple[ActivationStore, ActivationStore]:
     """(train, held-out) caches holding `hook`: the ones in `acts` if they hold this text (as
     compare-layers records them), else recorded there now."""
     import interp
-    from analyses.depth import record_split
+    from interp.pipelines.compare_layers import record_split
 
     model = interp.load_model(model_name)
     caches = []
@@ -49,13 +49,13 @@ def acts_caches(acts: Path, hook: str, model_name: str, train_tokens: int, heldo
     return caches[0], caches[1]
 
 
-def batches(cache: ActivationCache, hook: str, batch: int, seed: int, start: int = 0):
+def batches(cache: ActivationStore, hook: str, batch: int, seed: int, start: int = 0):
     """Endless shuffled [batch, d] float32 batches of `hook`, BOS positions left out."""
     for b in cache.iter_batches([hook], batch, seed=seed, start_step=start, skip_bos=True):
         yield b[hook]
 
 
-def heldout_rows(cache: ActivationCache, hook: str, n: int) -> torch.Tensor:  # [n, d]
+def heldout_rows(cache: ActivationStore, hook: str, n: int) -> torch.Tensor:  # [n, d]
     rows = []
     for _, acts in cache.iter_windows([hook]):
         rows.append(acts[hook][:, 1:].reshape(-1, acts[hook].shape[-1]))  # BOS left out
@@ -66,7 +66,7 @@ def heldout_rows(cache: ActivationCache, hook: str, n: int) -> torch.Tensor:  # 
 
 def train_interp(cache, hook, d_in, args) -> torch.nn.Module:
     import sae as saelib
-    from interp.sae_runs import train_config
+    from sae.runs import train_config
 
     cfg = saelib.SAEConfig("topk", d_in=d_in, d_sae=args.expansion * d_in, k=args.k, hook_name=hook)
     tcfg = train_config(args.tokens, args.batch, checkpoint_every=10**9, seed=args.seed)
@@ -79,6 +79,7 @@ def train_saelens(cache, hook, d_in, args, matched: bool) -> torch.nn.Module:
     from sae_lens.config import SAETrainerConfig
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.training.sae_trainer import SAETrainer
+
     import sae as saelib
 
     torch.manual_seed(args.seed)

@@ -38,8 +38,8 @@ def read_tokens(cache: Path) -> torch.Tensor:
 
 
 def load_model(folder: Path):
-    from safetensors.torch import load_file
     from sae_lens import HookedSAETransformer
+    from safetensors.torch import load_file
     from transformer_lens import HookedTransformerConfig
 
     raw = json.loads((folder / "hooked_config.json").read_text())
@@ -52,11 +52,12 @@ def load_model(folder: Path):
     bad = [k for k in missing if not k.endswith(("IGNORE", "mask", "rotary_sin", "rotary_cos"))]
     if bad or unexpected:
         raise SystemExit(f"state dict mismatch: missing {bad[:5]}, unexpected {list(unexpected)[:5]}")
-    from transformers import PreTrainedTokenizerFast  # the folder's tokenizer_config names a transformers-5 class
-
     import tempfile
 
-    from transformers import AutoTokenizer
+    from transformers import (
+        AutoTokenizer,
+        PreTrainedTokenizerFast,  # the folder's tokenizer_config names a transformers-5 class
+    )
 
     tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), bos_token="<|im_start|>", eos_token="<|im_end|>")
     tmp = tempfile.mkdtemp()

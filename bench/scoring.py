@@ -47,7 +47,7 @@ from analyses.bases import (  # noqa: E402
 from analyses.dictionary import Dictionary  # noqa: E402
 from analyses.scoring import ScoringConfig, score_features, score_many  # noqa: E402
 from bench.harness import Spread, machine  # noqa: E402
-from interp.tokenizers import gpt2_tokenizer  # noqa: E402
+from interp.gpt2_tokenizer import gpt2_tokenizer  # noqa: E402
 from interp.tokens import token_windows  # noqa: E402
 
 HOOK = "blocks.0.hook_resid_post"
@@ -98,7 +98,7 @@ def main() -> None:
     def read_only():
         n = 0
         for split_w, split_x in ((train, x_train), (held, x_held)):
-            for t, a in batches(split_w, split_x):
+            for _t, a in batches(split_w, split_x):
                 z = dic.encode(a[HOOK].reshape(-1, args.d_in))
                 n += int((z > 0).sum())
         return n

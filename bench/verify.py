@@ -1,5 +1,5 @@
 """The cost of checking shards where they are read: one SAE training epoch from an activation
-cache with the checksum and finite-value pass (`ActivationCache(path)`, the default) against the
+cache with the checksum and finite-value pass (`ActivationStore(path)`, the default) against the
 same epoch without it (`verify=False`), alternated so that both see the same machine load. The
 cache is recorded from the offline SmolLM2-135M first (or given with --cache). Goal: under 5%.
 
@@ -28,7 +28,7 @@ def epoch(cache_dir: Path, hook: str, verify: bool, batch: int) -> float:
     """Seconds for one epoch of TopK (8x, k 32) training steps read from the cache, checks included."""
     store._VERIFIED.clear()  # a fresh process: nothing checked yet
     t = time.perf_counter()
-    cache = store.ActivationCache(cache_dir, verify=verify)
+    cache = store.ActivationStore(cache_dir, verify=verify)
     trainer = None
     for b in cache.iter_batches([hook], batch_size=batch, epochs=1, skip_bos=True):
         x = b[hook]
@@ -55,7 +55,7 @@ def main() -> None:
             model = load_model("smollm2-135m")
             windows = token_windows("offline", model.tokenizer, context_size=128, max_tokens=args.tokens)
             record(model, windows[: args.tokens // 128], [hook], cache_dir, progress=False)
-        cache = store.ActivationCache(cache_dir)
+        cache = store.ActivationStore(cache_dir)
         hook = hook if hook in cache.hooks else next(iter(cache.hooks))
         mb = sum(f.stat().st_size for f in cache_dir.glob("shard_*/*.bin")) / 1e6
         print(f"cache: {cache.n_tokens:,} tokens of {cache.model_name} at {hook} (d {cache.hooks[hook]}), "

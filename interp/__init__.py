@@ -18,7 +18,8 @@ _EXPORTS = {
     "iter_documents": "interp.text",
     "token_windows": "interp.tokens",
     "record": "interp.recording",
-    "ActivationCache": "interp.store",
+    "ActivationStore": "interp.store",
+    "ActivationCache": "interp.store",  # deprecated name of ActivationStore
     "stream_activations": "interp.stream",
     "hook_name": "interp.sites",
     "parse_layers": "interp.sites",

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from interp import distributed
 from interp.errors import InterpError
 from interp.files import read_safetensors, write_json_atomic, write_safetensors_atomic
 
@@ -67,8 +68,6 @@ def read_checkpoint_everywhere(out_dir: Path, step: int) -> tuple[dict[str, torc
     """read_checkpoint on rank 0, its bytes sent to every other rank (under torchrun only rank 0
     need see the files); in one process, read_checkpoint."""
     from safetensors.torch import load
-
-    from interp import distributed
 
     if not distributed.is_distributed():
         return read_checkpoint(out_dir, step)

@@ -20,7 +20,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from interp.encoding import encode_texts
 from interp.errors import InterpError
+from interp.gpt2_tokenizer import gpt2_tokenizer
 from interp.paths import interp_home
 
 NAMES = ("offline",)
@@ -183,9 +185,6 @@ def _write_documents(work: Path, source: str, docs: list[tuple[str, str]]) -> li
 
 
 def _count_gpt2_tokens(work: Path, files: list[dict], batch: int = 64) -> None:
-    from interp.tokenizers import gpt2_tokenizer
-    from interp.tokens import encode_texts
-
     tok = gpt2_tokenizer()
     for i in range(0, len(files), batch):
         chunk = files[i : i + batch]

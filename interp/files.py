@@ -10,9 +10,7 @@ import errno
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from interp.errors import InterpError
 
@@ -46,6 +44,10 @@ def write_error(path: Path, e: OSError) -> InterpError:
                        "check the folder's permissions and space, then rerun the same command.")
 
 
+if TYPE_CHECKING:  # torch is imported only by the functions that write tensors, so text files stay light
+    import torch
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: ranks never share one
@@ -60,8 +62,18 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise write_error(path, e) from None
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    write_atomic(path, text.encode("utf-8"))
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def copy_atomic(src, path: Path) -> None:
+    """Copy a file (a path, or an importlib.resources Traversable) so that `path` is never half written."""
+    with src.open("rb") if hasattr(src, "open") else open(src, "rb") as f:
+        write_atomic(path, f.read())
 
 
 def write_safetensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from interp import distributed
 from interp.errors import InterpError
 from interp.sites import hook_width, stop_layer
-from interp.store import ActivationCache, CacheWriter, shard_name
+from interp.store import ActivationStore, CacheWriter, shard_name
 
 SHARD_BYTES = 256 << 20  # target size of one shard across all its hooks
 
@@ -40,7 +40,7 @@ def record(
     dtype: str = "float32",
     header: dict | None = None,
     progress: bool = True,
-) -> ActivationCache:
+) -> ActivationStore:
     """Run `windows` through `model` and store every hook's activations in `out`.
 
     A folder that already holds part of the same recording is resumed: whole shards are kept.
@@ -110,7 +110,7 @@ def record(
             raise InterpError(f"{out} holds {writer.n_windows} of {len(windows)} windows after recording: a shard is missing; rerun the same command.")
         writer.finish(seconds=round(time.perf_counter() - t0, 3))
     distributed.barrier()  # the manifest is final before any rank reads it
-    return ActivationCache(out)
+    return ActivationStore(out)
 
 
 def _layout(info: dict | None) -> tuple[int, int] | None:

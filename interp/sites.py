@@ -16,6 +16,22 @@ SITES = {
     "mlp_post": "blocks.{L}.mlp.hook_post",  # MLP neurons
     "attn_z": "blocks.{L}.attn.hook_z",  # per-head outputs, flattened to n_heads * d_head
 }
+# the hooks that live in the residual stream's basis (d_model wide), by their last name part
+RESIDUAL_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_mlp_out", "hook_attn_out")
+
+
+def parse_ranges(spec: str, skip_empty: bool = False) -> list[int]:
+    """'0,6,11', '0-3' or a mix like '0-9,42' -> the integers in that order (ValueError if unreadable);
+    skip_empty: empty parts ('1,,2', a trailing comma) are passed over instead of refused."""
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if "-" in part[1:]:
+            lo, hi = part.split("-", 1)
+            out.extend(range(int(lo), int(hi) + 1))
+        elif part or not skip_empty:
+            out.append(int(part))
+    return out
 
 
 def parse_layers(spec: str | list[int], n_layers: int) -> list[int]:
@@ -24,14 +40,8 @@ def parse_layers(spec: str | list[int], n_layers: int) -> list[int]:
         spec = spec.strip()
         if spec == "all":
             return list(range(n_layers))
-        layers: list[int] = []
         try:
-            for part in spec.split(","):
-                if "-" in part.strip()[1:]:
-                    lo, hi = part.split("-", 1)
-                    layers.extend(range(int(lo), int(hi) + 1))
-                else:
-                    layers.append(int(part))
+            layers = parse_ranges(spec)
         except ValueError:
             raise InterpError(f"cannot read layers {spec!r}: use 'all', a list like '0,6,11' or a range like '0-3'.") from None
     else:

@@ -30,6 +30,7 @@ import torch
 from interp.distributed import shard_range
 from interp.errors import InterpError
 from interp.files import fsync_dir, fsync_file, write_error, write_json_atomic
+from interp.training import epoch_seed
 
 FORMAT = "interp-activations/1"
 MANIFEST = "manifest.json"
@@ -63,7 +64,7 @@ class Shard:
     crc32: dict[str, int]  # file name -> checksum
 
 
-class ActivationCache:
+class ActivationStore:
     """Read a cache folder. Activations come back as numpy memmaps or torch batches."""
 
     def __init__(self, path: str | Path, verify: bool = True):
@@ -227,9 +228,9 @@ class ActivationCache:
         step = start_step
         while epochs is None or step < epochs * per_epoch:
             epoch, k = divmod(step, per_epoch)
-            g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            g = torch.Generator().manual_seed(epoch_seed(seed, epoch))
             perm = rows[torch.randperm(n, generator=g).numpy()]
-            for k in range(k, per_epoch):
+            for k in range(k, per_epoch):  # noqa: B020 (resumes at step k of the epoch)
                 idx = perm[k * batch_size + lo : k * batch_size + hi]
                 yield {h: _gather(m, starts, idx) for h, m in maps.items()}
                 step += 1
@@ -265,7 +266,7 @@ class CacheWriter:
         self.path.mkdir(parents=True, exist_ok=True)
         mpath = self.path / MANIFEST
         if mpath.exists():
-            old = ActivationCache(self.path)  # raises on damage
+            old = ActivationStore(self.path)  # raises on damage
             if old.manifest["header"] != header:
                 raise InterpError(f"{self.path} holds a recording with other settings; choose another --out or delete it.")
             self.manifest = old.manifest
@@ -379,3 +380,15 @@ def _flat(header: dict) -> dict:
     """The manifest repeats the header's main facts at top level for readers and people."""
     keys = ("model", "model_path", "hooks", "dtype", "context_size", "source", "split")
     return {k: header[k] for k in keys if k in header} | {"n_windows": 0, "n_tokens": 0}
+
+
+def __getattr__(name: str):
+    # ActivationCache: the store's name before it was renamed (it clashed with TransformerLens's own
+    # ActivationCache); kept for one release
+    if name == "ActivationCache":
+        import warnings
+
+        warnings.warn("interp.store.ActivationCache is now ActivationStore; the old name will go in the next release.",
+                      DeprecationWarning, stacklevel=2)
+        return ActivationStore
+    raise AttributeError(f"module 'interp.store' has no attribute {name!r}")

@@ -18,6 +18,7 @@ import torch
 from interp import distributed
 from interp.errors import InterpError
 from interp.sites import hook_width, stop_layer
+from interp.training import epoch_seed
 
 
 def stream_activations(
@@ -33,7 +34,7 @@ def stream_activations(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield {hook: [batch_size, d] float32} forever (epoch after epoch over `windows`).
 
-    `skip_bos` leaves out each window's first position (BOS), as ActivationCache.iter_batches does.
+    `skip_bos` leaves out each window's first position (BOS), as ActivationStore.iter_batches does.
     Under torchrun: this rank's rows of each batch (see the module's docstring)."""
     n, ctx = windows.shape
     first = 1 if skip_bos else 0
@@ -51,7 +52,7 @@ def stream_activations(
     block, skip = divmod(start_step, block_batches)
     while True:
         epoch, b = divmod(block, blocks_per_epoch)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
         ids = order[b * block_windows : (b + 1) * block_windows][lo_w:hi_w]
         acts = {h: torch.empty(len(ids) * ctx, d) for h, d in widths.items()}
         for f0 in range(0, len(ids), forward_batch):

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from interp.corpus import fetch_text, read_manifest
 from interp.errors import InterpError
 
 OFFLINE_CHOICES = ("offline", "offline:sotu", "offline:moby_dick", "offline:shakespeare")
@@ -77,8 +78,6 @@ def source_fingerprint(source: str) -> str:
     """A short string that changes whenever the source's text may have changed (for cache keys)."""
     if _is_offline(source):
         folder, subset = _offline(source)
-        from interp.corpus import read_manifest
-
         return f"offline:{read_manifest(folder)['sha256']}:{subset or 'all'}"
     local = _local_files(source)
     if local is not None:
@@ -111,14 +110,10 @@ def _is_offline(source: str) -> bool:
 def _offline(source: str) -> tuple[Path, str | None]:
     if source not in OFFLINE_CHOICES:
         raise InterpError(f"unknown offline text {source!r}; choose one of {', '.join(OFFLINE_CHOICES)}.")
-    from interp.corpus import fetch_text
-
     return fetch_text("offline"), (source.split(":", 1)[1] if ":" in source else None)
 
 
 def _offline_documents(source: str) -> Iterator[Document]:
-    from interp.corpus import read_manifest
-
     folder, subset = _offline(source)
     files = [f for f in read_manifest(folder)["files"] if subset in (None, f["source"])]
     # a fixed shuffle, so that the first N tokens mix addresses of every era, chapters and plays
@@ -192,7 +187,7 @@ def _hf_documents(source: str) -> Iterator[Document]:
         import datasets
     except ImportError:
         raise InterpError(f"{source!r} is not a local file or folder, and reading it as a Hugging Face dataset needs the "
-                          f"`datasets` package (pip install datasets); {offline_hint}.") from None
+                          f"`datasets` package (pip install 'interp[hf]'); {offline_hint}.") from None
     name, _, config = source.partition(":")
     try:
         rows = iter(datasets.load_dataset(name, config or None, split="train", streaming=True))

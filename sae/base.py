@@ -9,7 +9,7 @@ Every architecture subclasses `SAE`, supplies `activation` (inference) and `trai
 
 Data-parallel training (torchrun) splits each batch over ranks. `training_loss` then returns this
 rank's *share* of the whole batch's loss: sums over its rows divided by whole-batch quantities
-(`ctx.batch_tokens`, `ctx.centred_sq_sum`), so that the ranks' shares, and their gradients, add
+(`step_ctx.batch_tokens`, `step_ctx.centred_sq_sum`), so that the ranks' shares, and their gradients, add
 up to exactly what one process computes on the whole batch. In one process the share is the loss.
 """
 
@@ -66,7 +66,7 @@ class StepOutput:
     loss: torch.Tensor  # scalar, carries the graph
     sse: torch.Tensor  # sum of squared reconstruction errors over the batch (detached)
     fired: torch.Tensor  # [d_sae] bool, latents active on at least one token of the batch
-    active: torch.Tensor | None = None  # active (token, latent) pairs, if ctx.measure
+    active: torch.Tensor | None = None  # active (token, latent) pairs, if step_ctx.measure
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # detached parts of the loss
 
 
@@ -132,7 +132,7 @@ class SAE(nn.Module):
         return x2
 
     # ---- training ------------------------------------------------------------------------
-    def training_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
+    def training_loss(self, x: torch.Tensor, step_ctx: StepContext) -> StepOutput:
         """The recipe's loss on a batch x [B, d_in] that is already scaled."""
         raise NotImplementedError
 

@@ -33,20 +33,20 @@ class BatchTopKSAE(SAE):
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         return pre.relu() * (pre > self.threshold)
 
-    def training_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
+    def training_loss(self, x: torch.Tensor, step_ctx: StepContext) -> StepOutput:
         with torch.no_grad():
             xc, pre = self.pre_into_buffer(x)
             # across ranks each rank keeps the top k * (its rows): the batch is the rank's part
             vals, idx, offsets = batch_topk(pre, self.cfg.k)
             smallest = vals.min() if vals.numel() else pre.new_tensor(float("inf"))
-            if ctx.reduce is not None:  # one threshold on every rank: the smallest kept anywhere
-                ctx.reduce(smallest, "min")
-            if vals.numel() if ctx.reduce is None else bool(torch.isfinite(smallest)):
+            if step_ctx.reduce is not None:  # one threshold on every rank: the smallest kept anywhere
+                step_ctx.reduce(smallest, "min")
+            if vals.numel() if step_ctx.reduce is None else bool(torch.isfinite(smallest)):
                 self._update_threshold(smallest)
             bags = Bags.build(idx, self.cfg.d_sae, offsets)
         acts = selected_pre(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec).relu()
         x_hat = sparse_decode(acts, self.W_dec, bags) + self.b_dec
-        return topk_family_output(self, x, x_hat, xc, pre, acts, bags, ctx)
+        return topk_family_output(self, x, x_hat, xc, pre, acts, bags, step_ctx)
 
     def _update_threshold(self, smallest_kept: torch.Tensor) -> None:
         self.threshold_updates += 1

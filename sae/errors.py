@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 from interp.errors import InterpError
+from interp.training import TrainingDiverged
 
 
 class SAEError(InterpError):
     """Something the user can fix: one sentence saying what was wrong and what to do."""
 
 
-class TrainingDiverged(SAEError):
-    """The loss or a gradient became NaN or infinite; the last good checkpoint is kept on disk."""
+__all__ = ["SAEError", "TrainingDiverged"]  # TrainingDiverged: the one divergence error of both trainers

@@ -61,7 +61,7 @@ def evaluate_sae(
         if compute_losses:
             hook = metrics.splice_hook(sae, x_hat.to(x.device))
             sae_logits, ce_sae = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, hook)])
-            zero_logits, ce_zero = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, _zero_hook_from(first))])
+            zero_logits, ce_zero = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, metrics.zero_hook(first))])
             acc.add_losses(len(tokens), float(ce_clean), float(ce_sae), float(ce_zero),
                            metrics._kl(clean_logits, sae_logits).sum(), metrics._kl(clean_logits, zero_logits).sum(),
                            clean_logits.shape[0] * clean_logits.shape[1])
@@ -72,13 +72,6 @@ def evaluate_sae(
     return out
 
 
-def _zero_hook_from(first: int):
-    """Zero-ablation of every position from `first` on."""
-    def hook(act: torch.Tensor, hook: Any) -> torch.Tensor:
-        out = torch.zeros_like(act)
-        out[:, :first] = act[:, :first]
-        return out
-    return hook
 
 
 class _Sums:

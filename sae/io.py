@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from interp.device import pick_device
-from sae.base import SAE
 from interp.files import read_safetensors, write_json_atomic, write_safetensors_atomic
+from sae.base import SAE
 from sae.config import SAEConfig
 from sae.errors import SAEError
 from sae.registry import get_architecture

@@ -36,6 +36,7 @@ class _JumpReLU(torch.autograd.Function):
         eps = ctx.eps
         g_pre = torch.where(fired, g_z, 0.0)
         near = (pre - theta).abs_() < eps / 2
+        # injected: g_z * theta, the reconstruction term's STE through z; l0_grad, the L0 term lambda/B sum 1[pre > theta]
         g_theta = torch.where(near, g_z * theta + ctx.l0_grad, 0.0).sum(0) / -eps
         return g_pre, g_theta, None, None
 
@@ -58,17 +59,17 @@ class JumpReLUSAE(SAE):
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         return pre.relu() * (pre > self.threshold)
 
-    def training_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
+    def training_loss(self, x: torch.Tensor, step_ctx: StepContext) -> StepOutput:
         pre = dense_pre(x, self.W_enc, self.b_enc, self.b_dec)  # [B, d_sae]
-        n, coef = ctx.batch_tokens(x), ctx.sparsity_coefficient  # whole batch: this rank's share
-        z = _JumpReLU.apply(pre, self.threshold, ctx.cfg.jumprelu_bandwidth, coef / n)
+        n, coef = step_ctx.batch_tokens(x), step_ctx.sparsity_coefficient  # whole batch: this rank's share
+        z = _JumpReLU.apply(pre, self.threshold, step_ctx.cfg.jumprelu_bandwidth, coef / n)
         x_hat = torch.addmm(self.b_dec, z, self.W_dec)
         sse = (x_hat - x).pow(2).sum()
         loss = sse / n  # the L0 term's gradient is added inside _JumpReLU; its value below
         terms = {"mse": sse.detach() / n}
         with torch.no_grad():
             fired = z.amax(0) > 0
-            active = torch.count_nonzero(z) if ctx.measure else None
+            active = torch.count_nonzero(z) if step_ctx.measure else None
         if active is not None:
             terms["l0"] = active / n
             loss = loss + coef * terms["l0"]

@@ -35,6 +35,7 @@ class _DensePre(torch.autograd.Function):
         xc, W_enc = ctx.saved_tensors
         g_W = g_pre.t().mm(xc).t()  # [d_in, n], laid out like W_enc (latent-major)
         g_b_enc = g_pre.sum(0)
+        # no term injected: the chain rule of pre = (x - b_dec) W_enc + b_enc for the whole loss; none to the data x
         return None, g_W, g_b_enc, -W_enc.mv(g_b_enc), None
 
 
@@ -65,7 +66,7 @@ class Bags:
 
     @classmethod
     def build(cls, idx: torch.Tensor, d_sae: int, offsets: torch.Tensor | None = None,
-              subset: torch.Tensor | None = None, local: torch.Tensor | None = None) -> "Bags":
+              subset: torch.Tensor | None = None, local: torch.Tensor | None = None) -> Bags:
         flat = idx.reshape(-1)
         # a 32-bit stable sort is a few ms where the 64-bit one is a hundred
         perm = torch.sort(flat.to(torch.int32), stable=True).indices
@@ -93,7 +94,7 @@ class Bags:
         """Like the flattened idx: rows[b] . table[s] for each pair (b, s)."""
         if self.local is not None and self.subset.numel() < 24 * self.local.shape[1]:
             # k pairs per token out of a small subset: all dots by one matmul, then pick. The
-            # sparse kernel gathers rows at random on one thread: measured 2x slower at AuxK's
+            # sparse kernel gathers rows at random on one thread, which is slower at AuxK's
             # k_aux = d_in/2 out of d_sae/2 dead latents.
             return (rows @ table[self.subset].t()).gather(1, self.local).reshape(-1)
         flat_offsets = self.offsets
@@ -123,6 +124,7 @@ class _SelectedPre(torch.autograd.Function):
         g = g.contiguous()
         g_W_encT = bags.per_latent_sum(xc, g)  # [d_sae, d_in]: W_enc's memory layout
         g_b_enc = torch.zeros_like(W_enc[0]).index_add_(0, bags.idx.reshape(-1), g.reshape(-1))
+        # no term injected: the chain rule of the selected pre-activations (the loss's terms arrive in g)
         return None, None, None, g_W_encT.t(), g_b_enc, -W_enc.mv(g_b_enc)
 
 
@@ -147,6 +149,7 @@ class _SparseDecode(torch.autograd.Function):
         g_out = g_out.contiguous()
         g_W_dec = bags.per_latent_sum(g_out, acts) if ctx.needs_input_grad[1] else None
         g_acts = bags.pair_dots(g_out, W_dec).reshape(acts.shape) if ctx.needs_input_grad[0] else None
+        # no term injected: the chain rule of x_hat = sum_k acts W_dec[idx] (reconstruction and AuxK alike)
         return g_acts, g_W_dec, None
 
 

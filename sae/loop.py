@@ -24,12 +24,12 @@ from tqdm.auto import tqdm
 
 from interp import distributed
 from interp.checkpoints import (
-    checkpoint_steps,
     clear_checkpoints,
     read_checkpoint_everywhere,
     write_checkpoint,
 )
 from interp.files import write_json_atomic
+from interp.training import resume_step
 from sae.base import SAE
 from sae.config import TrainConfig
 from sae.errors import SAEError, TrainingDiverged
@@ -74,7 +74,7 @@ def train_saes(
     ident = dict(identity or {})
     for tr in trainers.values():
         tr.identity = ident
-    start = _resume_step(dirs) if resume and main and not overwrite else None
+    start = resume_step(dirs.values(), error=SAEError) if resume and main and not overwrite else None
     if start is None and main and resume and not overwrite:  # resume=False asks for a fresh start
         _refuse_foreign(dirs)
     start = distributed.broadcast_int(-1 if start is None else start)
@@ -116,7 +116,7 @@ def train_saes(
     finally:
         bar.close()
     if step < steps:
-        warnings.warn(f"the batch source ran out after {step} of {steps} steps; saving what was trained.")
+        warnings.warn(f"the batch source ran out after {step} of {steps} steps; saving what was trained.", stacklevel=2)
         if step != last_saved and main:
             _checkpoint(trainers, dirs, step)
     distributed.barrier()  # the folders are complete before any rank returns
@@ -138,20 +138,6 @@ def _refuse_foreign(dirs: Mapping[str, Path]) -> None:
         if (d / "cfg.json").exists() or (d / "sae_weights.safetensors").exists():
             raise SAEError(f"{d} already holds an SAE that is not a checkpointed run of these settings; "
                            "choose another --out, or pass --overwrite to replace it.")
-
-
-def _resume_step(dirs: Mapping[str, Path]) -> int | None:
-    found = {n: set(checkpoint_steps(d)) for n, d in dirs.items()}
-    if not any(found.values()):
-        return None
-    common = set.intersection(*found.values())
-    if not common:
-        raise SAEError(
-            "the output folders hold checkpoints of different steps (or some have none), so the SAEs "
-            "cannot resume together; delete the checkpoints folders or train with resume off."
-        )
-    return max(common)
-
 
 
 def _initialize(trainers: Mapping[str, Trainer], batches: DictBatchSource, n_batches: int) -> None:

@@ -89,8 +89,13 @@ def splice_hook(sae: Any, x_hat: torch.Tensor | None = None):
     return hook
 
 
-def _zero_hook(act: torch.Tensor, hook: Any) -> torch.Tensor:
-    return torch.zeros_like(act)
+def zero_hook(first: int = 0):
+    """A TransformerLens hook that zero-ablates the activation at every position from `first` on."""
+    def hook(act: torch.Tensor, hook: Any) -> torch.Tensor:
+        out = torch.zeros_like(act)
+        out[:, :first] = act[:, :first]
+        return out
+    return hook
 
 
 def _kl(clean_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -107,7 +112,7 @@ def reconstruction_losses(model: Any, tokens: torch.Tensor, sae: Any, hook_name:
     hook_name = hook_name or sae.cfg.hook_name
     clean_logits, ce_clean = model(tokens, return_type="both")
     sae_logits, ce_sae = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, splice_hook(sae))])
-    zero_logits, ce_zero = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, _zero_hook)])
+    zero_logits, ce_zero = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, zero_hook())])
     kl_sae, kl_zero = float(_kl(clean_logits, sae_logits).mean()), float(_kl(clean_logits, zero_logits).mean())
     out = {"ce_loss_without_sae": float(ce_clean), "ce_loss_with_sae": float(ce_sae),
            "ce_loss_with_ablation": float(ce_zero), "kl_div_with_sae": kl_sae, "kl_div_with_ablation": kl_zero}

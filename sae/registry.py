@@ -14,10 +14,10 @@ if TYPE_CHECKING:
     from sae.base import SAE
     from sae.config import SAEConfig
 
-ARCHITECTURES: dict[str, type["SAE"]] = {}
+ARCHITECTURES: dict[str, type[SAE]] = {}
 
 
-def register(cls: type["SAE"]) -> type["SAE"]:
+def register(cls: type[SAE]) -> type[SAE]:
     ARCHITECTURES[cls.name] = cls
     return cls
 
@@ -31,7 +31,7 @@ def _load_builtins() -> None:
         importlib.import_module(f"sae.{module}")
 
 
-def get_architecture(name: str) -> type["SAE"]:
+def get_architecture(name: str) -> type[SAE]:
     """The SAE class for one of our names, or for a SAELens architecture name."""
     _load_builtins()
     if name in ARCHITECTURES:
@@ -47,6 +47,6 @@ def architecture_names() -> list[str]:
     return sorted(ARCHITECTURES)
 
 
-def create_sae(cfg: "SAEConfig") -> "SAE":
+def create_sae(cfg: SAEConfig) -> SAE:
     """An SAE of cfg.architecture with zero weights (the trainer initialises them)."""
     return get_architecture(cfg.architecture)(cfg)

@@ -10,8 +10,8 @@ from sae.base import SAE, StepContext, StepOutput
 from sae.kernels import Bags, selected_pre, sparse_decode
 from sae.registry import register
 
-# Below this fraction of active latents, train through the sparse kernels (measured on this
-# CPU at d_in=576, d_sae=4608: break-even near 15%, 2x faster at 3%, 4x at 1%).
+# Below this fraction of active latents, train through the sparse kernels (a little under the
+# break-even density; bench/sae_train.py times the sparse path with --archs relu@<density>%).
 SPARSE_BELOW = 0.10
 
 
@@ -31,7 +31,8 @@ class _ReLUEncode(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_z):
         xc, W_enc, z, l1_grad = ctx.saved_tensors
-        # g_z is the decoder matmul's fresh output, only ours: add the penalty's gradient in place
+        # injected: the L1 term lambda/B sum_b,i ||W_dec[i]|| z[b, i] (sae/reference.py), d/dz = l1_grad;
+        # g_z is the decoder matmul's fresh output, only ours, so it is added in place
         g_pre = torch.ops.aten.threshold_backward(g_z.add_(l1_grad), z, 0)
         g_b_enc = g_pre.sum(0)
         # xc^T g_pre comes out in W_enc's own [d_in, d_sae] layout: no copy when it is accumulated
@@ -49,29 +50,29 @@ class ReLUSAE(SAE):
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         return pre.relu()
 
-    def training_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
-        if ctx.density is not None and ctx.density < SPARSE_BELOW:
-            return self._sparse_loss(x, ctx)
-        n = ctx.batch_tokens(x)  # sums over these rows divided by the whole batch's size: a share
+    def training_loss(self, x: torch.Tensor, step_ctx: StepContext) -> StepOutput:
+        if step_ctx.density is not None and step_ctx.density < SPARSE_BELOW:
+            return self._sparse_loss(x, step_ctx)
+        n = step_ctx.batch_tokens(x)  # sums over these rows divided by the whole batch's size: a share
         norms = self.W_dec.norm(dim=1)
-        coef = ctx.sparsity_coefficient
+        coef = step_ctx.sparsity_coefficient
         z = _ReLUEncode.apply(x, self.W_enc, self.b_enc, self.b_dec, (coef / n) * norms.detach())  # [B, d_sae]
         x_hat = torch.addmm(self.b_dec, z, self.W_dec)
         sse = (x_hat - x).pow(2).sum()
         with torch.no_grad():
             z_sum = z.sum(0)
             fired = z.amax(0) > 0  # a tenth of the cost of counting per latent
-            active = torch.count_nonzero(z) if ctx.measure else None
+            active = torch.count_nonzero(z) if step_ctx.measure else None
         # the penalty's value, and its gradient through the decoder norms; its gradient
         # through z was handed to _ReLUEncode above
         l1 = z_sum.dot(norms) / n
         loss = sse / n + coef * l1
         return StepOutput(loss, sse.detach(), fired, active, {"mse": sse.detach() / n, "l1": l1.detach()})
 
-    def _sparse_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
+    def _sparse_loss(self, x: torch.Tensor, step_ctx: StepContext) -> StepOutput:
         """The same loss once latents are sparse: the positive pre-activations, found in one
         pass, go through the TopK family's kernels (ragged rows)."""
-        n, coef = ctx.batch_tokens(x), ctx.sparsity_coefficient
+        n, coef = step_ctx.batch_tokens(x), step_ctx.sparsity_coefficient
         with torch.no_grad():
             xc, pre = self.pre_into_buffer(x)
             rows, cols = (pre > 0).nonzero(as_tuple=True)  # grouped by token

@@ -30,28 +30,28 @@ class TopKSAE(SAE):
         vals, idx = self.pre_acts(self._flat_input(x)).topk(self.cfg.k, dim=-1, sorted=False)
         return vals.relu(), idx
 
-    def training_loss(self, x: torch.Tensor, ctx: StepContext) -> StepOutput:
+    def training_loss(self, x: torch.Tensor, step_ctx: StepContext) -> StepOutput:
         with torch.no_grad():
             xc, pre = self.pre_into_buffer(x)
             vals, idx = topk_rows(pre, self.cfg.k)  # [B, k]
             bags = Bags.build(idx, self.cfg.d_sae)
         acts = selected_pre(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec).relu()
         x_hat = sparse_decode(acts, self.W_dec, bags) + self.b_dec
-        return topk_family_output(self, x, x_hat, xc, pre, acts, bags, ctx)
+        return topk_family_output(self, x, x_hat, xc, pre, acts, bags, step_ctx)
 
 
 def topk_family_output(
     sae: SAE, x: torch.Tensor, x_hat: torch.Tensor, xc: torch.Tensor, pre: torch.Tensor,
-    acts: torch.Tensor, bags: Bags, ctx: StepContext,
+    acts: torch.Tensor, bags: Bags, step_ctx: StepContext,
 ) -> StepOutput:
     """Normalised MSE plus AuxK, and firing counts, shared by topk and batchtopk (this rank's
-    share of each: ctx.var_sum and the batch size are the whole batch's)."""
+    share of each: step_ctx.var_sum and the batch size are the whole batch's)."""
     sse = (x_hat - x).pow(2).sum()
-    loss = sse / ctx.var_sum.clamp_min(1e-12)
-    terms = {"mse": sse.detach() / ctx.batch_tokens(x)}
-    if ctx.dead is not None and ctx.cfg.aux_coefficient > 0 and ctx.k_aux > 0:
-        aux = auxk_loss(sae, x, x_hat, xc, pre, ctx.dead, ctx.k_aux, ctx)
-        loss = loss + ctx.cfg.aux_coefficient * aux
+    loss = sse / step_ctx.var_sum.clamp_min(1e-12)
+    terms = {"mse": sse.detach() / step_ctx.batch_tokens(x)}
+    if step_ctx.dead is not None and step_ctx.cfg.aux_coefficient > 0 and step_ctx.k_aux > 0:
+        aux = auxk_loss(sae, x, x_hat, xc, pre, step_ctx.dead, step_ctx.k_aux, step_ctx)
+        loss = loss + step_ctx.cfg.aux_coefficient * aux
         terms["auxk"] = aux.detach()
     with torch.no_grad():
         on = acts > 0
@@ -62,7 +62,7 @@ def topk_family_output(
 
 def auxk_loss(
     sae: SAE, x: torch.Tensor, x_hat: torch.Tensor, xc: torch.Tensor, pre: torch.Tensor,
-    dead: torch.Tensor, k_aux: int, ctx: StepContext | None = None,
+    dead: torch.Tensor, k_aux: int, step_ctx: StepContext | None = None,
 ) -> torch.Tensor:
     """Gao et al. eq. (2): the top k_aux dead latents, decoded without bias, predict the
     residual e = x - x_hat; normalised by e's variance so it stays O(1) as x_hat improves.
@@ -76,5 +76,5 @@ def auxk_loss(
     a = selected_pre(vals, bags, xc, sae.W_enc, sae.b_enc, sae.b_dec).relu()
     e_hat = sparse_decode(a, sae.W_dec, bags)
     e = (x - x_hat).detach()
-    e_spread = ctx.centred_sq_sum(e) if ctx is not None else (e - e.mean(0)).pow(2).sum()  # whole batch's
+    e_spread = step_ctx.centred_sq_sum(e) if step_ctx is not None else (e - e.mean(0)).pow(2).sum()  # whole batch's
     return (e_hat - e).pow(2).sum() / e_spread.clamp_min(1e-12)

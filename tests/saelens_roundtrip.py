@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from sae_lens import JumpReLUSAE, StandardSAE, TopKSAE
 from sae_lens import SAE as SaeLensSAE
+from sae_lens import JumpReLUSAE, StandardSAE, TopKSAE
 from sae_lens.saes.jumprelu_sae import JumpReLUSAEConfig
 from sae_lens.saes.standard_sae import StandardSAEConfig
 from sae_lens.saes.topk_sae import TopKSAEConfig

@@ -10,8 +10,8 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from analyses.dictionary import Dictionary
+from interp.gpt2_tokenizer import gpt2_tokenizer
 from interp.recording import record
-from interp.tokenizers import gpt2_tokenizer
 from interp.tokens import pack_windows, special_tokens
 
 HOOK = "blocks.0.hook_resid_post"

@@ -46,7 +46,7 @@ def random_sparse(shape, density: float = 0.05, seed: int = 0) -> torch.Tensor:
 
 
 def batches(tokens: torch.Tensor, acts: torch.Tensor, per: int = 16):
-    """(tokens [w, ctx], {HOOK: acts [w, ctx, F]}) in corpus order, like ActivationCache.iter_windows."""
+    """(tokens [w, ctx], {HOOK: acts [w, ctx, F]}) in corpus order, like ActivationStore.iter_windows."""
     for i in range(0, len(tokens), per):
         yield tokens[i : i + per], {HOOK: acts[i : i + per]}
 

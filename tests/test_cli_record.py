@@ -4,7 +4,7 @@ import pytest
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from interp.cli import main
-from interp.store import ActivationCache
+from interp.store import ActivationStore
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_record_command_writes_a_cache_and_run_json(gpt2_folder, text_folder, tm
     code = main(["record", "--model", str(gpt2_folder), "--layers", "0,1", "--site", "mlp_post", "--tokens", "256",
                  "--context-size", "32", "--text", str(text_folder), "--split", "all", "--out", str(out)])
     assert code == 0
-    cache = ActivationCache(out)
+    cache = ActivationStore(out)
     assert cache.n_tokens == 256
     assert cache.hooks == {"blocks.0.mlp.hook_post": 128, "blocks.1.mlp.hook_post": 128}
     assert json.loads((out / "run.json").read_text())["config"]["layers"] == "0,1"

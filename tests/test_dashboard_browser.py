@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 import synthetic_dashboard as sd
 from skip_guard import in_ci
+
 from analyses.dashboard import make_dashboard
 from analyses.features import FeatureStatsConfig
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-import analyses.depth as depth
-from analyses.depth import DepthConfig, compare_layers
+import interp.pipelines.compare_layers as depth
 from analyses.report import diff_ci
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
+from interp.pipelines.compare_layers import DepthConfig, compare_layers
 from interp.recording import windows_sha256
 
 CFG = DepthConfig(site="mlp_post", arch="topk", k=4, expansion=2, sae_batch_size=128, features_per_layer=6,
@@ -55,7 +55,7 @@ def test_two_layers_end_to_end_write_reports_that_state_sample_sizes(tiny_model,
         for b in res["bases"]:
             row = r["bases"][b]
             assert row["n_scored"] == 6 == len(row["units"])
-            for kind, k in row["kinds"].items():
+            for _kind, k in row["kinds"].items():
                 assert k["n"] == 6 and 0 <= k["n_undefined"] <= 6
                 lo, hi = k["ci95_undefined_at_chance"]
                 assert lo <= k["mean_undefined_at_chance"] <= hi

@@ -20,7 +20,7 @@ import interp.recording
 from interp import distributed
 from interp.errors import InterpError
 from interp.recording import record
-from interp.store import ActivationCache
+from interp.store import ActivationStore
 
 REPO = Path(__file__).resolve().parents[1]
 BYTES_PER_WINDOW = 32 * (4 + 2 * 32 * 4)  # context 32: tokens + two hooks of width 32, float32
@@ -80,7 +80,7 @@ def runs(tmp_path_factory):
     return root / "one", root / "two"
 
 
-def by_position(cache: ActivationCache) -> dict[tuple[int, int], tuple[int, torch.Tensor]]:
+def by_position(cache: ActivationStore) -> dict[tuple[int, int], tuple[int, torch.Tensor]]:
     """(window, position) -> (token, concatenated activations of every hook)."""
     out, w = {}, 0
     for toks, acts in cache.iter_windows(list(cache.hooks), windows_per_batch=7):
@@ -93,7 +93,7 @@ def by_position(cache: ActivationCache) -> dict[tuple[int, int], tuple[int, torc
 
 
 def test_two_ranks_record_what_one_records_into_one_cache(runs):
-    one, two = (ActivationCache(d / "acts") for d in runs)
+    one, two = (ActivationStore(d / "acts") for d in runs)
     assert two.manifest["complete"] and json.loads((runs[1] / "acts" / "run.json").read_text())["world_size"] == 2
     assert len(two.shards) == len(one.shards) == 8 and two.n_tokens == one.n_tokens == 1920
     assert sorted(p.name for p in (runs[1] / "acts").glob("shard_*")) == [s.name for s in two.shards]
@@ -123,7 +123,7 @@ def test_a_recording_whose_other_rank_died_resumes_on_one_process(tiny_model, ti
         m.setattr(distributed, "world_size", lambda: 2)
         with pytest.raises(InterpError, match="a shard is missing"):
             record(tiny_model, tiny_windows, hook, tmp_path / "acts", batch_size=4, progress=False)
-    assert len(ActivationCache(tmp_path / "acts").shards) == 1  # shard 0; 2 and 4 wait for 1 and 3
+    assert len(ActivationStore(tmp_path / "acts").shards) == 1  # shard 0; 2 and 4 wait for 1 and 3
 
     seen = []
     handle = tiny_model.register_forward_pre_hook(lambda mod, args: seen.append(args[0].shape[0]))

@@ -26,8 +26,9 @@ SCRIPT = textwrap.dedent('''
     import sae.loop
     from interp import distributed
     from interp.cli import main
-    from interp.sae_runs import cache_batches, new_saes
-    from interp.store import ActivationCache
+    from sae.runs import new_saes
+    from sae.sources import store_source
+    from interp.store import ActivationStore
 
     def cli(cache, out, arch, *extra):
         args = ["train-sae", "--activations", cache, "--arch", arch, "--k", "4", "--expansion", "4", "--tokens", "12800",
@@ -36,10 +37,10 @@ SCRIPT = textwrap.dedent('''
 
     def auxk(cache, out):
         """topk with latents dead after 1000 tokens, so AuxK (and its whole-batch spread) runs."""
-        c = ActivationCache(cache)
+        c = ActivationStore(cache)
         saes = new_saes(["%(hook)s"], c.hooks, "topk", 4, 16, "synthetic", "cpu")
         tcfg = saelib.TrainConfig(steps=30, lr=3e-3, checkpoint_every=30, dead_tokens=1000)
-        saelib.train_saes(saes, cache_batches(c, ["%(hook)s"], 256, 0, True, "cpu"), tcfg, {"%(hook)s": f"{out}/auxk"}, progress=False)
+        saelib.train_saes(saes, store_source(c, ["%(hook)s"], 256, 0, True, "cpu"), tcfg, {"%(hook)s": f"{out}/auxk"}, progress=False)
 
     def everything(cache, out):
         cli(cache, out, "topk")

@@ -22,7 +22,7 @@ from interp.lm.build import build_model
 from interp.lm.config import LMConfig
 from interp.lm.folder import save_lm_folder
 from interp.recording import record
-from interp.store import ActivationCache, CacheWriter
+from interp.store import ActivationStore, CacheWriter
 from sae import SAEConfig, TrainConfig, create_sae, save_sae
 
 HOOK = "blocks.0.hook_resid_post"
@@ -62,7 +62,7 @@ def test_a_manifest_write(tmp_path, disk_full):
 
 def test_a_shard_write(tiny_model, tiny_windows, tmp_path, disk_full):
     record(tiny_model, tiny_windows[:8], [HOOK], tmp_path / "acts", progress=False)
-    cache = ActivationCache(tmp_path / "acts")
+    cache = ActivationStore(tmp_path / "acts")
     writer = CacheWriter(tmp_path / "acts", cache.manifest["header"])
     before = tree(tmp_path)
     disk_full()

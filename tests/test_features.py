@@ -207,6 +207,7 @@ def test_script_json_cannot_close_its_element():
 
 def test_dashboard_html_holds_corpus_text_only_escaped(tmp_path):
     import synthetic_dashboard as sd
+
     from analyses.dashboard import make_dashboard
 
     model = sd.tiny_model()
@@ -250,7 +251,7 @@ def test_prompt_view_activations_do_not_depend_on_batching():
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     from analyses.prompts import prompt_activations
-    from interp.tokenizers import gpt2_tokenizer
+    from interp.gpt2_tokenizer import gpt2_tokenizer
 
     tok = gpt2_tokenizer()
     cfg = HookedTransformerConfig(n_layers=2, d_model=32, d_head=8, n_heads=4, d_mlp=64, d_vocab=len(tok), n_ctx=64,

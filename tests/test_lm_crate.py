@@ -98,7 +98,7 @@ def test_patching_the_sparse_code_changes_the_block_output():
 def test_generation_cache_gives_the_logits_of_a_full_forward(tmp_path, monkeypatch):
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-    from interp.tokenizers import gpt2_tokenizer
+    from interp.gpt2_tokenizer import gpt2_tokenizer
 
     monkeypatch.setenv("INTERP_HOME", str(tmp_path))
     gpt2_tokenizer.cache_clear()

@@ -165,7 +165,7 @@ def test_gpt2_offline_loads_from_the_hub_cache(tmp_path, monkeypatch):
     from huggingface_hub import constants
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from interp.tokenizers import gpt2_tokenizer
+    from interp.gpt2_tokenizer import gpt2_tokenizer
 
     # a Hub cache laid out as huggingface_hub writes it, holding a small random "gpt2"
     snapshot = tmp_path / "models--gpt2" / "snapshots" / ("0" * 40)

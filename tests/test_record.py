@@ -11,7 +11,7 @@ import torch
 from interp.errors import InterpError
 from interp.recording import record
 from interp.sites import hook_name, parse_layers
-from interp.store import ActivationCache
+from interp.store import ActivationStore
 
 HOOKS = ["blocks.0.hook_resid_post", "blocks.1.mlp.hook_post", "blocks.1.attn.hook_z"]
 
@@ -35,7 +35,7 @@ def test_one_pass_records_every_hook_exactly(tiny_model, tiny_windows, tmp_path)
 
 def test_forward_stops_at_the_deepest_layer(tiny_model, tiny_windows, tmp_path):
     seen = []
-    h = tiny_model.blocks[2].hook_resid_post.add_hook(lambda a, hook: seen.append(1))
+    tiny_model.blocks[2].hook_resid_post.add_hook(lambda a, hook: seen.append(1))
     try:
         record(tiny_model, tiny_windows, ["blocks.1.hook_resid_post"], tmp_path / "a", progress=False)
     finally:
@@ -66,7 +66,7 @@ def test_truncated_shard_is_reported_in_one_line(tiny_model, tiny_windows, tmp_p
     f = tmp_path / "a" / "shard_00000" / f"{HOOKS[0]}.bin"
     f.write_bytes(f.read_bytes()[:-7])
     with pytest.raises(InterpError, match="shard .* bytes, expected"):
-        ActivationCache(tmp_path / "a")
+        ActivationStore(tmp_path / "a")
 
 
 def test_corrupt_shard_fails_its_checksum(tiny_model, tiny_windows, tmp_path):
@@ -76,7 +76,7 @@ def test_corrupt_shard_fails_its_checksum(tiny_model, tiny_windows, tmp_path):
     data[5] ^= 0xFF
     f.write_bytes(bytes(data))
     with pytest.raises(InterpError, match="checksum"):
-        ActivationCache(tmp_path / "a").verify()
+        ActivationStore(tmp_path / "a").verify()
 
 
 def test_other_settings_in_the_same_folder_are_refused(tiny_model, tiny_windows, tmp_path):
@@ -130,9 +130,9 @@ def test_killed_recording_keeps_whole_shards_and_resumes(tmp_path):
     assert proc.stdout.readline().strip() == "three"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert len(ActivationCache(out).shards) == 3
+    assert len(ActivationStore(out).shards) == 3
     subprocess.run([sys.executable, str(script), "fast", str(out), str(tmp_path / "fresh")], check=True, capture_output=True)
-    a, b = ActivationCache(out), ActivationCache(tmp_path / "fresh")
+    a, b = ActivationStore(out), ActivationStore(tmp_path / "fresh")
     assert a.n_windows == b.n_windows == 400
     assert json.loads((out / "manifest.json").read_text())["complete"]
     h = "blocks.2.hook_resid_post"

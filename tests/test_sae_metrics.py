@@ -62,7 +62,7 @@ def test_ce_and_kl_scores_equal_the_hand_computation(tiny_model, tiny_windows):
     clean = model(tokens)
     spliced = model.run_with_hooks(tokens, fwd_hooks=[(HOOK, lambda a, hook: by_hand_topk(sae, a))])
     zeroed = model.run_with_hooks(tokens, fwd_hooks=[(HOOK, lambda a, hook: a * 0)])
-    ce_clean, ce_sae, ce_zero = (next_token_ce(l, tokens) for l in (clean, spliced, zeroed))
+    ce_clean, ce_sae, ce_zero = (next_token_ce(logits, tokens) for logits in (clean, spliced, zeroed))
     expected = (ce_zero - ce_sae) / (ce_zero - ce_clean)
     assert ce_sae != pytest.approx(ce_clean, abs=1e-3)  # the SAE really changes the model
     assert M.ce_loss_score(model, tokens, sae, HOOK) == pytest.approx(expected, rel=1e-5)

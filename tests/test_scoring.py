@@ -2,9 +2,9 @@
 
 import json
 
+import synthetic_scoring as ss
 import torch
 
-import synthetic_scoring as ss
 from analyses.dictionary import Dictionary
 from analyses.scoring import ScoringConfig, collect_examples, detection_auroc, score_features
 

@@ -6,9 +6,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import synthetic_scoring as ss
 import torch
 
-import synthetic_scoring as ss
 from analyses.scoring import ScoringConfig, score_features
 from analyses.scoring.llm import CachedLLM, LocalHF, make_llm
 from analyses.scoring.llm_explain import LLMExplainer, LLMSimulator, parse_explanation, parse_simulation
@@ -97,7 +97,7 @@ def test_simulation_answers_are_read_in_several_shapes():
 def test_a_local_hugging_face_model_answers_and_is_cached(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from interp.tokenizers import gpt2_tokenizer
+    from interp.gpt2_tokenizer import gpt2_tokenizer
 
     torch.manual_seed(0)
     GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, n_positions=128)).save_pretrained(tmp_path / "lm")

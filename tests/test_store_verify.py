@@ -12,7 +12,7 @@ import pytest
 
 from interp.errors import InterpError
 from interp.recording import record
-from interp.store import ActivationCache
+from interp.store import ActivationStore
 
 HOOK = "blocks.1.hook_resid_post"
 
@@ -29,7 +29,7 @@ def cache_dir(tiny_model, tiny_windows, tmp_path, monkeypatch):
 
     monkeypatch.setattr(interp.recording, "SHARD_BYTES", 10 * 16 * (4 + 32 * 4))  # 10 windows of 16 a shard
     record(tiny_model, tiny_windows, [HOOK], tmp_path / "acts", batch_size=10, progress=False)
-    assert len(ActivationCache(tmp_path / "acts").shards) == 4
+    assert len(ActivationStore(tmp_path / "acts").shards) == 4
     return tmp_path / "acts"
 
 
@@ -37,7 +37,7 @@ def cache_dir(tiny_model, tiny_windows, tmp_path, monkeypatch):
 def test_flipped_bytes_in_a_shard_are_refused_by_every_reader(cache_dir, read):
     f = cache_dir / "shard_00002" / ("tokens.bin" if read == "tokens" else f"{HOOK}.bin")
     flip_a_byte(f)
-    cache = ActivationCache(cache_dir)  # opening checks sizes only: the flip keeps the size
+    cache = ActivationStore(cache_dir)  # opening checks sizes only: the flip keeps the size
     with pytest.raises(InterpError) as e:
         if read == "batches":
             next(cache.iter_batches([HOOK], batch_size=16, epochs=1))
@@ -61,7 +61,7 @@ def test_nan_activations_are_reported_as_bad_data_before_training_reads_a_batch(
                 s["crc32"][f.name] = zlib.crc32(a.tobytes())
         meta.write_text(json.dumps(m))
     with pytest.raises(InterpError, match=r"NaN or infinite activation \(token 3 of the shard, unit 5\).*not a training problem"):
-        next(ActivationCache(cache_dir).iter_batches([HOOK], batch_size=16, epochs=1))
+        next(ActivationStore(cache_dir).iter_batches([HOOK], batch_size=16, epochs=1))
 
 
 def test_a_good_cache_is_read_once_per_process_and_the_check_can_be_skipped(cache_dir, monkeypatch):
@@ -72,7 +72,7 @@ def test_a_good_cache_is_read_once_per_process_and_the_check_can_be_skipped(cach
     monkeypatch.setattr(store, "_crc", lambda *a: calls.append(a[0]) or real(*a))
     monkeypatch.setattr(store, "_VERIFIED", set())
     for _ in range(2):
-        list(ActivationCache(cache_dir).iter_windows([HOOK]))
+        list(ActivationStore(cache_dir).iter_windows([HOOK]))
     assert len(calls) == 8  # 4 shards x (tokens + one hook), the second pass reads none
     flip_a_byte(cache_dir / "shard_00000" / f"{HOOK}.bin")
-    assert len(list(ActivationCache(cache_dir, verify=False).iter_windows([HOOK]))) == 4
+    assert len(list(ActivationStore(cache_dir, verify=False).iter_windows([HOOK]))) == 4

@@ -50,7 +50,7 @@ def test_packing_puts_bos_first_and_keeps_token_order():
 
 
 def test_gpt2_windows_begin_with_bos_and_hold_the_text_in_order(home, tmp_path):
-    from interp.tokenizers import gpt2_tokenizer
+    from interp.gpt2_tokenizer import gpt2_tokenizer
 
     tok = gpt2_tokenizer()
     texts = ["The whale surfaced near the ship.", "Fellow citizens of the Senate and House."]

@@ -21,7 +21,7 @@ __all__ = ["build_dashboard", "make_dashboard", "read_explanations", "tokenizer_
 
 def make_dashboard(
     dictionary: Dictionary,
-    cache,  # interp.store.ActivationCache
+    cache,  # interp.store.ActivationStore
     out: str | Path,
     model=None,  # HookedTransformer for logit effects and the prompt view (None: neither)
     tokenizer=None,  # token text; defaults to model.tokenizer

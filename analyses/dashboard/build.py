@@ -24,6 +24,7 @@ import torch
 from analyses.dashboard.html import script_json
 from analyses.dashboard.pages import Pages, prompts_page
 from analyses.features import FeatureStats
+from interp.files import write_text_atomic
 
 STATIC = Path(__file__).with_name("static")
 SCRIPTS = ("common.js", "feature.js", "index.js", "prompts.js")
@@ -67,9 +68,7 @@ def write_assets(out: Path) -> None:
     if not plotly_js.exists():
         from plotly.offline import get_plotlyjs
 
-        tmp = plotly_js.with_suffix(".tmp")
-        tmp.write_text(get_plotlyjs(), encoding="utf-8")
-        tmp.replace(plotly_js)
+        write_text_atomic(plotly_js, get_plotlyjs())
 
 
 def build_dashboard(

@@ -123,7 +123,7 @@ class SplitExamples:
         tok, prev, valid = self.stretch_tokens(sid[have])
         return FeatureExamples(int(self.features[j]), tok, prev, acts[have], valid, 0)
 
-    def select(self, cols: torch.Tensor) -> "SplitExamples":
+    def select(self, cols: torch.Tensor) -> SplitExamples:
         """The same examples for a subset of the features (`cols` index positions, not ids)."""
         bands = (None, None) if self.band_sid is None else (self.band_sid[cols], self.band_acts[cols])
         every = None if self.all_acts is None else self.all_acts[..., cols]

@@ -19,7 +19,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from interp.device import pick_device
 from interp.errors import InterpError
+from interp.files import write_text_atomic
+from interp.models.fetch import fetch_model
+from interp.models.smollm2 import GGUF_DIR, load_gguf
 from interp.paths import interp_home
 
 
@@ -75,12 +79,7 @@ class LocalHF:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from interp.device import pick_device
-
         if self.model_ref == "smollm2-135m":
-            from interp.models.fetch import fetch_model
-            from interp.models.smollm2 import GGUF_DIR, load_gguf
-
             self._lm, self._tok = load_gguf(fetch_model("smollm2-135m") / GGUF_DIR)
         else:
             path = Path(self.model_ref)
@@ -134,9 +133,7 @@ class CachedLLM:
         answer = self.llm.complete(prompt)
         self.requests += 1
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"llm": self.llm.identity(), "prompt": prompt, "answer": answer}, ensure_ascii=False))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps({"llm": self.llm.identity(), "prompt": prompt, "answer": answer}, ensure_ascii=False))
         return answer
 
 

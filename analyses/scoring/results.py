@@ -17,7 +17,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from analyses.scoring.explain import Explanation
-from interp.files import write_json_atomic
+from interp.files import write_json_atomic, write_text_atomic
 
 EXPLANATIONS_FILE = "explanations.json"
 SCORES_FILE = "scores.json"
@@ -80,7 +80,5 @@ class ScoreResult:
                    for s in self.scores if s.explanation.prompt is not None]
         prompts += [{"feature": s.feature, "kind": "simulate", **p} for s in self.scores for p in s.simulation_prompts]
         if prompts:
-            tmp = folder / (PROMPTS_FILE + ".tmp")
-            tmp.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
-            tmp.replace(folder / PROMPTS_FILE)
+            write_text_atomic(folder / PROMPTS_FILE, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
         return folder

@@ -29,11 +29,13 @@ from analyses.scoring.bands import BandConfig
 from analyses.scoring.detection import detection_auroc
 from analyses.scoring.examples import FeatureExamples, SplitExamples, collect_many
 from analyses.scoring.explain import Explanation, TokenExplainerConfig, explain_tokens, token_decoder
-from analyses.scoring.results import FeatureScore, ScoreResult
 from analyses.scoring.kinds import summarize_kinds
+from analyses.scoring.llm_explain import LLMExplainer, LLMSimulator
+from analyses.scoring.results import FeatureScore, ScoreResult
 from analyses.scoring.simulate import simulate_tokens
 from analyses.scoring.stats import bootstrap_ci, derived_seed, pearson, sample_live
 from interp.errors import InterpError
+
 
 @dataclass
 class ScoringConfig:
@@ -86,8 +88,6 @@ def make_scorers(explainer: str = "tokens", simulator: str = "tokens", llm=None,
                  cfg: ScoringConfig = ScoringConfig(), n_llm_examples: int = 10):
     """(explainer, simulator) by name, "tokens" or "llm"; `llm` from analyses.scoring.llm.make_llm.
     The token simulator reads only token explanations; the LLM simulator reads any explanation."""
-    from analyses.scoring.llm_explain import LLMExplainer, LLMSimulator
-
     for role, name in (("explainer", explainer), ("simulator", simulator)):
         if name not in ("tokens", "llm"):
             raise InterpError(f"unknown {role} {name!r}; choose tokens or llm.")

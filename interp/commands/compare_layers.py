@@ -8,16 +8,16 @@ from pathlib import Path
 import torch
 
 from analyses.bases import parse_bases
-from analyses.depth import DepthConfig, compare_layers
 from analyses.report import markdown
 from analyses.scoring import ScoringConfig, make_scorers
 from analyses.scoring.llm import make_llm
 from interp.errors import InterpError
 from interp.models import load_model
+from interp.pipelines.compare_layers import DepthConfig, compare_layers
 from interp.runlog import write_run_json
-from interp.sae_runs import check_architecture
 from interp.sites import check_context, parse_layers
 from interp.tokens import token_windows
+from sae.runs import check_architecture
 
 
 def run(args) -> int:

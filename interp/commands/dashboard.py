@@ -6,7 +6,7 @@
 
 The prompt view is precomputed: a few default prompts plus `--prompts FILE` (one prompt per line,
 or a .json list of strings) are run through the model when the dashboard is built, so the folder
-needs no server and opens from disk. Explanations and scores (issue 5) are read from
+needs no server and opens from disk. Explanations and scores (analyses/scoring) are read from
 `explanations.json` next to the SAE, or from --explanations FILE."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from interp.models import find_model, load_model
 from interp.recording import record
 from interp.runlog import write_run_json
 from interp.sites import check_context, hook_name, hook_width
-from interp.store import ActivationCache
+from interp.store import ActivationStore
 from interp.tokens import token_windows
 from sae import load_sae
 
@@ -39,7 +39,7 @@ def run(args) -> int:
         raise InterpError("--neurons needs the model's weights: give --model M and --layer L (and no --no-model).")
     if not args.neurons and not args.sae_dir:
         raise InterpError("give the SAE folder (SAE_DIR), or --neurons with --model and --layer.")
-    cache = ActivationCache(args.cache) if args.cache else None
+    cache = ActivationStore(args.cache) if args.cache else None
     model = None
 
     if args.neurons:
@@ -111,7 +111,7 @@ def run(args) -> int:
     return 0
 
 
-def _check_same_model(sae_dir, name: str, path: str | None, cache: ActivationCache) -> None:
+def _check_same_model(sae_dir, name: str, path: str | None, cache: ActivationStore) -> None:
     """An SAE read on another model's activations gives meaningless dashboards: refuse it."""
     if path and cache.model_path:
         same = Path(path) == Path(cache.model_path)

@@ -6,11 +6,11 @@ import numpy as np
 
 from interp.models import OFFLINE_MODELS, is_fetched, offline_model_dir
 from interp.models.converted import _tokenizer as folder_tokenizer
-from interp.store import ActivationCache
+from interp.store import ActivationStore
 
 
 def run(args) -> int:
-    cache = ActivationCache(args.cache)
+    cache = ActivationStore(args.cache)
     if not args.no_verify:
         cache.verify()
     m = cache.manifest

@@ -9,18 +9,12 @@ from interp import distributed
 from interp.errors import InterpError
 from interp.models import load_model, model_ref
 from interp.runlog import write_run_json
-from interp.sae_runs import (
-    cache_batches,
-    check_architecture,
-    new_saes,
-    sae_dirs,
-    train_config,
-)
 from interp.sites import check_context, hook_name, hook_width, parse_layers
-from interp.store import ActivationCache
-from interp.stream import stream_activations
+from interp.store import ActivationStore
 from interp.text import source_fingerprint
 from interp.tokens import token_windows
+from sae.runs import check_architecture, new_saes, sae_dirs, train_config
+from sae.sources import check_split, store_source, stream_source
 
 
 def run(args) -> int:
@@ -62,7 +56,7 @@ def _source(args, device):
     skip_bos = not args.include_bos
     if args.activations:
 
-        cache = ActivationCache(args.activations)
+        cache = ActivationStore(args.activations)
         if args.layers is None:
             hooks = list(cache.hooks)
         else:
@@ -72,13 +66,12 @@ def _source(args, device):
             if missing:
                 raise InterpError(f"the cache at {args.activations} has no {missing[0]!r}; it holds {', '.join(cache.hooks)}.")
         args.context_size = cache.context_size
-        batches = cache_batches(cache, hooks, args.batch_size, args.seed, skip_bos, device)
+        batches = store_source(cache, hooks, args.batch_size, args.seed, skip_bos, device)
         ref = {"model_name": cache.model_name, "source": f"cache:{cache.fingerprint()}"}
         ref |= {"model_path": cache.model_path} if cache.model_path else {}
         return hooks, {h: cache.hooks[h] for h in hooks}, batches, ref, device
 
-    if args.batch_size < distributed.world_size():
-        raise InterpError(f"a batch of {args.batch_size} tokens cannot be split over {distributed.world_size()} ranks; use a larger --batch-size.")
+    check_split(args.batch_size)
     with distributed.main_first():  # rank 0 fills the model and token caches; the others then read them
         model = load_model(args.model, device=device)
     device = next(model.parameters()).device
@@ -87,11 +80,6 @@ def _source(args, device):
     with distributed.main_first():
         check_context(model, args.context_size)
         windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split="train", max_tokens=args.tokens)
-
-    def batches(start: int):
-        for b in stream_activations(model, windows, hooks, batch_size=args.batch_size, seed=args.seed,
-                                    start_step=start, skip_bos=skip_bos):
-            yield {h: x.to(device) for h, x in b.items()}
-
+    batches = stream_source(model, windows, hooks, args.batch_size, args.seed, skip_bos, device)
     ref = model_ref(model) | {"source": f"model:{model_ref(model)}:text:{source_fingerprint(args.text)}:ctx:{args.context_size}"}
     return hooks, {h: hook_width(model, h) for h in hooks}, batches, ref, device

@@ -16,7 +16,7 @@ _EXPORTS = {
     "save_lm_folder": "interp.lm.folder",
     "load_lm_folder": "interp.lm.folder",
     "MARKER": "interp.lm.folder",
-    "lm_tokenizer": "interp.lm.tokenizer",
+    "lm_tokenizer": "interp.lm.bpe",
 }
 
 

@@ -56,7 +56,7 @@ class LMConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LMConfig":
+    def from_dict(cls, d: dict) -> LMConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -93,6 +93,6 @@ class TrainLMConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainLMConfig":
+    def from_dict(cls, d: dict) -> TrainLMConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})

@@ -13,8 +13,11 @@ from pathlib import Path
 import torch
 
 from interp.errors import InterpError
-from interp.files import write_error, write_json_atomic, write_safetensors_atomic
+from interp.files import write_error, write_json_atomic
+from interp.lm.bpe import load_tokenizer
+from interp.lm.build import build_model
 from interp.lm.config import LMConfig
+from interp.weights import load_weights, save_weights
 
 MARKER = "interp_lm.json"
 WEIGHTS = "model.safetensors"
@@ -26,9 +29,7 @@ def save_lm_folder(model, cfg: LMConfig, folder: str | Path, training: dict | No
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER).unlink(missing_ok=True)  # the folder is not a model until the marker is back
-    buffers = {name for name, _ in model.named_buffers()}
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items() if k not in buffers}
-    write_safetensors_atomic(folder / WEIGHTS, state)
+    save_weights(model, folder / WEIGHTS)
     tok = model.tokenizer
     if tok is not None:
         try:
@@ -49,28 +50,15 @@ def save_lm_folder(model, cfg: LMConfig, folder: str | Path, training: dict | No
 
 def load_lm_folder(folder: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
     """The model saved in `folder`, with the logits it had when saved."""
-    from safetensors.torch import load_file
-
-    from interp.lm.build import build_model
 
     folder = Path(folder)
     marker = read_marker(folder)
     cfg = LMConfig.from_dict(marker["config"])
     tokenizer = None
     if (folder / "tokenizer_config.json").exists():
-        from interp.lm.tokenizer import load_tokenizer
-
         tokenizer = load_tokenizer(folder)
     model = build_model(cfg, tokenizer, init=False, name=folder.resolve().name)
-    try:
-        state = load_file(str(folder / WEIGHTS))
-    except (OSError, Exception) as e:  # safetensors raises its own error type for a truncated file
-        raise InterpError(f"cannot read {folder / WEIGHTS} ({str(e).splitlines()[0]}); train or copy the model again.") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    buffers = {name for name, _ in model.named_buffers()}
-    if unexpected or set(missing) - buffers:
-        raise InterpError(f"{folder / WEIGHTS} does not match {folder / MARKER} (missing {sorted(set(missing) - buffers)[:3]}, "
-                          f"unexpected {unexpected[:3]}); train or copy the model again.")
+    load_weights(model, folder / WEIGHTS, folder / MARKER, "train or copy the model again")
     model.to(torch.device(device), print_details=False)
     if dtype != torch.float32:
         model.to(dtype, print_details=False)

@@ -23,13 +23,23 @@ import torch
 from tqdm.auto import tqdm
 
 from interp import distributed
-from interp.checkpoints import checkpoint_steps, clear_checkpoints, read_checkpoint, read_checkpoint_everywhere, write_checkpoint
+from interp.checkpoints import (
+    checkpoint_steps,
+    clear_checkpoints,
+    read_checkpoint,
+    read_checkpoint_everywhere,
+    write_checkpoint,
+)
+from interp.device import pick_device
 from interp.errors import InterpError
 from interp.files import write_json_atomic
+from interp.lm.bpe import lm_tokenizer
 from interp.lm.build import build_model, count_parameters
 from interp.lm.config import LMConfig, TrainLMConfig
 from interp.lm.folder import save_lm_folder
-from interp.lm.trainer import Diverged, LMTrainer
+from interp.lm.trainer import LMTrainer
+from interp.tokens import token_windows
+from interp.training import TrainingDiverged, resume_step
 
 
 def train_lm(
@@ -47,10 +57,6 @@ def train_lm(
     """Train a `cfg` model on `text` with tokenizer `vocab` (gpt2 or bpe-N) into `out`; returns the
     training summary that the model folder's marker keeps. cfg.d_vocab is set from the tokenizer.
     Under torchrun, call it on every rank (inside distributed.session) with the same arguments."""
-    from interp.device import pick_device
-    from interp.lm.tokenizer import lm_tokenizer
-    from interp.tokens import token_windows
-
     out = Path(out)
     dev = pick_device(device)
     main, world = distributed.is_main(), distributed.world_size()
@@ -133,7 +139,7 @@ def train_lm(
             held = history[-1]["heldout_loss"] if history else math.nan
             speed = (step - start) * tcfg.batch_size * ctx / max(session_seconds, 1e-9)
             bar.set_postfix_str(f"loss={ema:.3f} held-out={held:.3f} tok/s={speed:,.0f}", refresh=False)
-    except Diverged as e:
+    except TrainingDiverged as e:
         done = checkpoint_steps(out)
         where = f"step {done[-1]} in {out / 'checkpoints'}" if done else "none was written yet"
         raise InterpError(f"training diverged: {e}; stopped, last good checkpoint: {where}; lower --lr or raise --warmup.") from None
@@ -178,13 +184,13 @@ def _resume_step_everywhere(out: Path, ident: dict) -> int | None:
 
 
 def _resume_step(out: Path, ident: dict) -> int | None:
-    steps = checkpoint_steps(out)
-    if not steps:
+    step = resume_step([out])
+    if step is None:
         return None
-    _, meta = read_checkpoint(out, steps[-1])
+    _, meta = read_checkpoint(out, step)
     saved = {k: meta.get(k) for k in ident}
     if saved != ident:
         diff = sorted(k for k in ident if saved[k] != ident[k])
         raise InterpError(f"{out} holds checkpoints of a run with other settings ({', '.join(diff)} differ); "
                           "give another --out, the same settings, or --restart to discard them.")
-    return steps[-1]
+    return step

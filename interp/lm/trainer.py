@@ -18,10 +18,15 @@ import torch
 
 from interp import distributed
 from interp.lm.config import TrainLMConfig
-
-
-class Diverged(Exception):
-    """The loss or a gradient stopped being finite."""
+from interp.training import (
+    check_finite,
+    epoch_seed,
+    fused_adam,
+    indexed_params,
+    load_optimizer_tensors,
+    optimizer_tensors,
+    param_indices,
+)
 
 
 class NextTokenLoss(torch.nn.Module):
@@ -58,10 +63,7 @@ class LMTrainer:
         no_decay = [p for p in self.params.values() if p.dim() < 2]
         groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-        try:  # one fused kernel per parameter where torch has it (CPU since 2.4)
-            self.opt = torch.optim.AdamW(groups, fused=True, **kw)
-        except (RuntimeError, TypeError):
-            self.opt = torch.optim.AdamW(groups, foreach=True, **kw)
+        self.opt = fused_adam(torch.optim.AdamW, groups, **kw)
         self.step_count = 0
         self._perms: dict[int, torch.Tensor] = {}
 
@@ -84,7 +86,7 @@ class LMTrainer:
 
     def _perm(self, epoch: int) -> torch.Tensor:
         if epoch not in self._perms:
-            g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+            g = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, epoch))
             self._perms = {e: p for e, p in self._perms.items() if e >= epoch - 1}  # a batch spans two epochs at most
             self._perms[epoch] = torch.randperm(len(self.train_windows), generator=g)
         return self._perms[epoch]
@@ -101,13 +103,11 @@ class LMTrainer:
             loss = loss * (len(mine) / len(batch))
         # every rank sees the global loss, so all of them stop together when it is not finite
         value = float(distributed.all_reduce(loss.detach().clone()))
-        if not math.isfinite(value):
-            raise Diverged(f"the loss became {value} at step {self.step_count}")
+        check_finite(value, "the loss", self.step_count)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = float(torch.nn.utils.clip_grad_norm_(list(self.params.values()), self.cfg.grad_clip))
-        if not math.isfinite(norm):
-            raise Diverged(f"the gradient norm became {norm} at step {self.step_count}")
+        check_finite(norm, "the gradient norm", self.step_count)
         lr = self.lr_at(self.step_count)
         for group in self.opt.param_groups:
             group["lr"] = lr
@@ -130,10 +130,7 @@ class LMTrainer:
     # ---- checkpoints -----------------------------------------------------------------------
     def state(self) -> dict[str, torch.Tensor]:
         t = {f"model.{k}": v for k, v in self.params.items()}
-        sd = self.opt.state_dict()
-        for i, st in sd["state"].items():
-            for key, val in st.items():
-                t[f"opt.{i}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+        t |= optimizer_tensors(self.opt, param_indices(self.opt), "opt")
         t["rng.torch"] = torch.get_rng_state()
         return t
 
@@ -141,13 +138,6 @@ class LMTrainer:
     def load_state(self, t: dict[str, torch.Tensor], step: int) -> None:
         for k, p in self.params.items():
             p.copy_(t[f"model.{k}"])
-        sd = self.opt.state_dict()
-        state: dict[int, dict] = {}
-        for key, val in t.items():
-            if key.startswith("opt."):
-                _, i, name = key.split(".", 2)
-                state.setdefault(int(i), {})[name] = val
-        sd["state"] = state
-        self.opt.load_state_dict(sd)
+        load_optimizer_tensors(self.opt, t, indexed_params(self.opt), "opt")
         torch.set_rng_state(t["rng.torch"])
         self.step_count = step

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from interp.errors import InterpError
+from interp.gpt2_tokenizer import gpt2_tokenizer
 from interp.models.convert import ARCHITECTURES, hooked_from_hf
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
@@ -38,8 +39,6 @@ def _tokenizer(folder: Path, kind: str):
 
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     if kind == "gpt2":
-        from interp.tokenizers import gpt2_tokenizer
-
         return gpt2_tokenizer()
     return None  # still usable on token ids
 

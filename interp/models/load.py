@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 Loader = Callable[[torch.device, torch.dtype], "HookedTransformer"]
 
 # A folder's kind is told by the first of these marker files it holds. Models trained by this
-# project (issue 6) save their own marker: add (marker, loader) at the front of this list.
+# project (interp/lm) save their own marker: add (marker, loader) at the front of this list.
 FOLDER_KINDS: list[tuple[str, Callable[[Path, torch.device, torch.dtype], HookedTransformer]]] = [
     (LM_MARKER, load_lm_folder),  # a GPT-2 or CRATE model trained here (interp train-lm)
     (CONVERTED_MARKER, load_converted),  # interp's converted form (what fetch_model writes)

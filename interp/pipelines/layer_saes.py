@@ -29,7 +29,8 @@ import sae as saelib
 from interp.checkpoints import checkpoint_steps
 from interp.errors import InterpError
 from interp.files import write_json_atomic
-from interp.sae_runs import cache_batches, new_saes, train_config
+from sae.runs import new_saes, train_config
+from sae.sources import store_source
 
 QUALITY = "quality.json"
 
@@ -86,7 +87,7 @@ def ensure_saes(root: Path, hooks: list[str], train: dict, held: dict, cfg, mode
     saes = {}
     for h, i in todo:
         saes[(h, i)] = new_saes([h], widths, cfg.arch, cfg.k, cfg.expansion, model_name, device, extra | {"seed_index": i})[h]
-    stream = cache_batches(cache, sorted({h for h, _ in todo}), cfg.sae_batch_size, cfg.seed, True, device)
+    stream = store_source(cache, sorted({h for h, _ in todo}), cfg.sae_batch_size, cfg.seed, True, device)
 
     def batches(start: int):
         for b in stream(start):

@@ -31,16 +31,25 @@ from typing import Callable
 
 import torch
 
-from analyses import depth_saes
 from analyses.bases import DEFAULT_BASES, parse_bases
-from analyses.depth_bases import basis_rows, calibrated, layer_dictionaries, score_bases, write_units
+from analyses.depth_bases import (
+    basis_rows,
+    calibrated,
+    layer_dictionaries,
+    score_bases,
+    write_units,
+)
+from analyses.report import summarize, write_reports
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
 from interp.files import write_json_atomic
 from interp.models.random_copy import random_copy
+from interp.pipelines import layer_saes
 from interp.recording import record, windows_sha256
 from interp.sites import hook_name
-from interp.store import ActivationCache
+from interp.store import ActivationStore
+from sae import evaluate_sae
+from sae.runs import train_config
 
 DONE = "done.json"
 UNCHECKED = ("record_batch_size", "eval_batch_size", "windows_per_batch", "checkpoint_every")
@@ -85,8 +94,6 @@ def compare_layers(
     progress: bool = True,
 ) -> dict:
     """Neurons vs SAE features, layer by layer; writes `out` (see the module doc), returns results.json."""
-    from analyses.report import summarize, write_reports
-
     out = Path(out)
     started = time.perf_counter()
     bases = parse_bases(",".join(cfg.bases))
@@ -105,7 +112,7 @@ def compare_layers(
         held = record_split(model, heldout_windows, todo_hooks, out / "acts", "heldout", cfg.record_batch_size, progress)
         check_fits(bases, train, todo_hooks, cfg)  # before any training: a basis that cannot be fit says so now
         t1 = time.perf_counter()
-        saes, quality = depth_saes.ensure_saes(out / "saes", todo_hooks, train, held, cfg, model.cfg.model_name,
+        saes, quality = layer_saes.ensure_saes(out / "saes", todo_hooks, train, held, cfg, model.cfg.model_name,
                                                _device(model), cfg.seeds, log, progress)
         t2 = time.perf_counter()
         seconds.update(record=round(t1 - t0, 1), train_saes=round(t2 - t1, 1))
@@ -117,7 +124,7 @@ def compare_layers(
             r_held = record_split(rmodel, heldout_windows, todo_hooks, out / "random-model" / "acts", "heldout",
                                   cfg.record_batch_size, progress)
             t3 = time.perf_counter()
-            r_saes, r_quality = depth_saes.ensure_saes(out / "random-model" / "saes", todo_hooks, r_train, r_held, cfg,
+            r_saes, r_quality = layer_saes.ensure_saes(out / "random-model" / "saes", todo_hooks, r_train, r_held, cfg,
                                                        rmodel.cfg.model_name, _device(model), 1, log, progress)
             rand = (rmodel, r_train, r_held, r_saes, r_quality)
             seconds.update(record_random_model=round(t3 - t2, 1), train_random_model_saes=round(time.perf_counter() - t3, 1))
@@ -196,16 +203,16 @@ def layer_dir(out: Path, layer: int) -> Path:
 # --- stage 1: one recording per split -------------------------------------------------------
 
 def record_split(model, windows: torch.Tensor, hooks: list[str], root: Path, split: str,
-                 batch_size: int = 8, progress: bool = True) -> dict[str, ActivationCache]:
+                 batch_size: int = 8, progress: bool = True) -> dict[str, ActivationStore]:
     """{hook: a cache of `windows` holding it}. Caches already in root/<split>* are reused; the hooks
     none holds are recorded in ONE new pass into root/<split> (or root/<split>.<n> beside older ones)."""
     sha = windows_sha256(windows)
-    found: dict[str, ActivationCache] = {}
+    found: dict[str, ActivationStore] = {}
     unfinished = []
     for folder in sorted(Path(root).glob(f"{split}*")):
         if not (folder / "manifest.json").exists():
             continue
-        cache = ActivationCache(folder)
+        cache = ActivationStore(folder)
         if cache.manifest["header"].get("tokens_sha256") != sha:
             raise InterpError(f"{folder} holds a recording of other text; delete it or choose another --out.")
         if not cache.manifest.get("complete"):
@@ -232,20 +239,16 @@ def record_split(model, windows: torch.Tensor, hooks: list[str], root: Path, spl
 
 def sae_train_config(cfg: DepthConfig, n_train_tokens: int):
     """The SAEs' TrainConfig: cfg.sae_tokens, or one epoch of the train recording (BOS left out)."""
-    from interp.sae_runs import train_config
-
     return train_config(cfg.sae_tokens or n_train_tokens, cfg.sae_batch_size, cfg.checkpoint_every, cfg.seed, cfg.lr)
 
 
 # --- stage 3: one layer ----------------------------------------------------------------------
 
-def score_layer(model, layer: int, hook: str, saes: dict, quality: dict, train: ActivationCache, held: ActivationCache,
+def score_layer(model, layer: int, hook: str, saes: dict, quality: dict, train: ActivationStore, held: ActivationStore,
                 heldout_windows: torch.Tensor, cfg: DepthConfig, out: Path, tokenizer=None,
                 explainer=None, simulator=None, rand=None) -> dict:
     """Every basis's scores and every SAE's quality for one layer, written to layers/L<nn>/ (done.json last).
     `rand`: (random model, its train and held-out caches, its SAEs, their quality) for sae-random-model."""
-    from sae import evaluate_sae
-
     folder = layer_dir(out, layer)
     folder.mkdir(parents=True, exist_ok=True)
     bases = parse_bases(",".join(cfg.bases))
