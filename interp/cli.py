@@ -24,6 +24,8 @@ COMMANDS = {
     "dashboard": "dashboard",
     "compare-layers": "compare_layers",
     "train-lm": "train_lm",
+    "steer": "steer",
+    "ablate": "ablate",
 }
 
 

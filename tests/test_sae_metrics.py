@@ -117,3 +117,18 @@ def test_evaluate_can_leave_bos_out_of_reconstruction_and_ablation():
     assert abs(skip["explained_variance"] - float(ev)) < 1e-4
     # the BOS position stays clean in the ablation, so ablating hurts less than ablating everything
     assert skip["ce_loss_with_ablation"] != full["ce_loss_with_ablation"]
+
+
+@pytest.mark.parametrize("hook", [HOOK, "blocks.0.hook_resid_pre", "blocks.2.mlp.hook_post", "hook_embed"])
+def test_the_shared_prefix_gives_the_metrics_of_three_full_forwards(tiny_model, tiny_windows, hook):
+    d_in = tiny_model.cfg.d_mlp if "mlp" in hook else tiny_model.cfg.d_model
+    sae = create_sae(SAEConfig("relu", d_in, 48, hook_name=hook))
+    sae.init_weights(torch.Generator().manual_seed(0), TrainConfig())
+    fast = evaluate_sae(sae, tiny_model, tiny_windows[:6], batch_size=4, shared_prefix=True)
+    slow = evaluate_sae(sae, tiny_model, tiny_windows[:6], batch_size=4, shared_prefix=False)
+    whole = M.reconstruction_losses(tiny_model, tiny_windows[:6], sae)
+    for k, v in slow.items():
+        if isinstance(v, float):
+            assert fast[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
+    for k in ("ce_loss_with_sae", "ce_loss_with_ablation", "kl_div_with_sae", "kl_div_with_ablation"):
+        assert fast[k] == pytest.approx(whole[k], rel=1e-5, abs=1e-6), k

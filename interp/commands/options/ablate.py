@@ -1,0 +1,26 @@
+"""The options of `interp ablate` (its code: interp/commands/ablate.py). Light imports only."""
+
+from __future__ import annotations
+
+import argparse
+
+from interp.commands.options.unit import add_unit_args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "ablate",
+        help="the change in next-token loss when one unit is ablated, where it fires and elsewhere",
+        description="Run held-out text with one feature, neuron or direction ablated (set to zero, or to its mean "
+        "over the text) and print the change in next-token cross-entropy at the positions where the unit fires "
+        "(value > 0) and elsewhere, with standard errors over positions.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_unit_args(p)
+    p.add_argument("--value", default="zero", choices=["zero", "mean"])
+    p.add_argument("--text", default="offline", help="text source")
+    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
+    p.add_argument("--tokens", type=int, default=16_384)
+    p.add_argument("--context-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--out", default=None, help="also write the numbers to this JSON file")
