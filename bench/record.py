@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import Results, Spread, add_common_args, apply_threads, interleave, ratios  # noqa: E402
+from interp import files  # noqa: E402
 from interp.recording import record  # noqa: E402
 from interp.sites import hook_name  # noqa: E402
 
@@ -82,6 +83,13 @@ def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repea
     def one_pass():
         record(model, w, hooks, tmp / "b", batch_size=batch, progress=False)
 
+    def one_pass_no_fsync():  # (d): what the durable renames cost (interp.files.DURABLE)
+        files.DURABLE = False
+        try:
+            record(model, w, hooks, tmp / "b", batch_size=batch, progress=False)
+        finally:
+            files.DURABLE = True
+
     def per_layer(stop: bool):
         def go():
             for layer, h in enumerate(hooks):
@@ -106,9 +114,9 @@ def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repea
     def clean():
         shutil.rmtree(tmp / "b", ignore_errors=True)
 
-    t = interleave({"a": bare, "b": one_pass}, repeats, warmup=1, between=clean)
+    t = interleave({"a": bare, "b": one_pass, "d": one_pass_no_fsync}, repeats, warmup=1, between=clean)
     r = {"model": name, "L": L, "tokens": n, "a": Spread([n / s for s in t["a"]]), "b": Spread([n / s for s in t["b"]]),
-         "b/a": ratios(t["a"], t["b"])}
+         "b/a": ratios(t["a"], t["b"]), "b/d": ratios(t["d"], t["b"])}
     if per_layer_too:
         tc_stop = timed(per_layer(True))
         for p in tmp.glob("c*"):
@@ -135,14 +143,15 @@ def main() -> None:
     out = Results("record", args.results)
     out.say(f"{args.tokens} tokens, context {args.context_size}, batch {args.batch_size} windows, "
             f"{args.repeats} alternating rounds of (a) bare forward and (b) recording every layer; medians [min, max]\n")
-    out.say("| model | L | tokens | (a) bare tok/s | (b) one pass tok/s | (b)/(a) per round | (b)/(c-full) | (b)/(c-stop) | 0.8 L |")
-    out.say("|---|---|---|---|---|---|---|---|---|")
+    out.say("(d) is (b) without fsync of files and folders: (b)/(d) is the speed kept by durable writes (1 = free)\n")
+    out.say("| model | L | tokens | (a) bare tok/s | (b) one pass tok/s | (b)/(a) per round | (b)/(d) per round | (b)/(c-full) | (b)/(c-stop) | 0.8 L |")
+    out.say("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         with tempfile.TemporaryDirectory() as d:
             r = bench_model(name, args.tokens, args.context_size, args.batch_size, Path(d), args.repeats, args.per_layer)
         c = (f"{r['b'].median / r['c_full']:.1f} | {r['b'].median / r['c_stop']:.1f}" if "c_full" in r else "- | -")
         out.say(f"| {r['model']} | {r['L']} | {r['tokens']} | {r['a'].fmt(',.0f')} | {r['b'].fmt(',.0f')} "
-                f"| {r['b/a'].fmt('.3f')} | {c} | {0.8 * r['L']:.1f} |")
+                f"| {r['b/a'].fmt('.3f')} | {r['b/d'].fmt('.3f')} | {c} | {0.8 * r['L']:.1f} |")
     out.save()
 
 

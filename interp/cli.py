@@ -12,6 +12,7 @@ import sys
 
 from interp.errors import InterpError
 from interp.quiet import quiet_third_parties
+from interp.text import set_decoding
 
 # command name -> module name in interp.commands (and interp.commands.options), in --help order
 COMMANDS = {
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with quiet_third_parties():
+            if hasattr(args, "encoding"):
+                set_decoding(args.encoding, args.errors)
             command = importlib.import_module(f"interp.commands.{COMMANDS[args.command]}")
             return int(command.run(args) or 0)
     except InterpError as e:

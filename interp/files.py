@@ -1,14 +1,48 @@
 """Files written so that a crash never leaves half of one: each is written to a temporary name
-in the same folder, flushed to disk and renamed over the target. No pickle anywhere."""
+in the same folder, fsynced, renamed over the target, and the folder fsynced after the rename
+(what SQLite and PyTorch's checkpointing do against power loss: without it the rename itself may
+be lost). A full disk or any other OSError while writing becomes one line (InterpError), with the
+temporary file removed and the earlier file, if any, left as it was. No pickle anywhere."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interp.errors import InterpError
+
+DURABLE = True  # fsync files and folders; bench/record.py turns it off to measure what it costs
+
+
+def fsync_file(f) -> None:
+    """Flush an open file to disk (when DURABLE)."""
+    f.flush()
+    if DURABLE:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename (or a new file) in `folder` durable (when DURABLE)."""
+    if not DURABLE:
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_error(path: Path, e: OSError) -> InterpError:
+    """The one line for a failed write of `path`."""
+    if e.errno == errno.ENOSPC:
+        return InterpError(f"the disk is full while writing {path}; nothing written before it was lost: "
+                           "free space and rerun the same command.")
+    return InterpError(f"cannot write {path} ({e.strerror or e}); nothing written before it was lost: "
+                       "check the folder's permissions and space, then rerun the same command.")
+
 
 if TYPE_CHECKING:  # torch is imported only by the functions that write tensors, so text files stay light
     import torch
@@ -17,11 +51,15 @@ if TYPE_CHECKING:  # torch is imported only by the functions that write tensors,
 def write_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: ranks never share one
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            fsync_file(f)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, e) from None
 
 
 def write_text_atomic(path: Path, text: str) -> None:

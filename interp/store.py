@@ -29,7 +29,7 @@ import torch
 
 from interp.distributed import shard_range
 from interp.errors import InterpError
-from interp.files import write_json_atomic
+from interp.files import fsync_dir, fsync_file, write_error, write_json_atomic
 from interp.training import epoch_seed
 
 FORMAT = "interp-activations/1"
@@ -342,19 +342,23 @@ class CacheWriter:
                 data = np.ascontiguousarray(arr)
                 with open(f, "wb") as fh:
                     fh.write(memoryview(data).cast("B"))
+                    fsync_file(fh)
                 crcs[f.name] = zlib.crc32(memoryview(data).cast("B"))
             info = {"name": name, "n_windows": int(tokens.shape[0]), "first_window": int(first_window), "crc32": crcs}
             write_json_atomic(tmp / SHARD_INFO, info)
             shutil.rmtree(self.path / name, ignore_errors=True)  # a shard of an earlier plan
             os.replace(tmp, self.path / name)
+            fsync_dir(self.path)
             if self.owner and index == len(self.manifest["shards"]) and first_window == self.n_windows:
                 self._append(info)
                 write_json_atomic(self.path / MANIFEST, self.manifest)
-        except OSError as e:
+        except (OSError, InterpError) as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, InterpError):  # a write_atomic inside: already one line
+                raise
             if e.errno == errno.ENOSPC:
                 raise InterpError(f"the disk is full while writing {name} to {self.path}; the shards written before it are intact: free space and rerun the same command to resume.") from None
-            raise
+            raise write_error(self.path / name, e) from None
 
     def finish(self, **extra) -> None:
         """Adopt what other ranks wrote, mark the recording complete, drop unnamed leftovers."""

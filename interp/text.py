@@ -8,6 +8,8 @@ A source is one of
 - otherwise a Hugging Face dataset name, "name" or "name:config" (train split, streamed; needs the
   optional `datasets` package and the Hub).
 Document ids are stable across runs: the held-out split and the token cache rely on them.
+Local files are read as strict UTF-8: a file that is not is refused in one line naming it and the
+byte offset, unless `set_decoding` (the command line's --encoding / --errors) says otherwise.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from interp.corpus import fetch_text, read_manifest
 from interp.errors import InterpError
@@ -25,6 +27,34 @@ from interp.errors import InterpError
 OFFLINE_CHOICES = ("offline", "offline:sotu", "offline:moby_dick", "offline:shakespeare")
 TEXT_SUFFIXES = (".txt", ".md")
 JSONL_SUFFIX = ".jsonl"
+
+
+DECODING = {"encoding": "utf-8", "errors": "strict"}
+ERRORS = ("strict", "replace", "ignore", "backslashreplace")
+
+
+def set_decoding(encoding: str = "utf-8", errors: str = "strict") -> None:
+    """How local text files are decoded from now on (part of the token cache's key)."""
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InterpError(f"unknown text encoding {encoding!r}; use a Python codec name such as utf-8 or latin-1.") from None
+    if errors not in ERRORS:
+        raise InterpError(f"--errors must be one of {', '.join(ERRORS)}, not {errors!r}.")
+    DECODING.update(encoding=encoding, errors=errors)
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode(**DECODING)
+    except UnicodeDecodeError as e:
+        raise InterpError(
+            f"{path} is not valid {DECODING['encoding']} at byte {e.start} ({data[e.start:e.start + 4]!r}...); "
+            "convert it, or read it anyway with --errors replace or --encoding latin-1."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -52,7 +82,7 @@ def source_fingerprint(source: str) -> str:
     local = _local_files(source)
     if local is not None:
         root, files = local
-        h = hashlib.sha256(str(root.resolve()).encode())
+        h = hashlib.sha256(f"{root.resolve()}\n{DECODING['encoding']}/{DECODING['errors']}".encode())
         for f in files:
             st = f.stat()
             h.update(f"\n{f.relative_to(root).as_posix()} {st.st_size} {st.st_mtime_ns}".encode())
@@ -133,21 +163,20 @@ def _local_documents(root: Path, files: list[Path]) -> Iterator[Document]:
         if f.suffix == JSONL_SUFFIX:
             yield from _jsonl_documents(f, rel)
         else:
-            yield Document(rel, f.read_text(encoding="utf-8", errors="replace"))
+            yield Document(rel, _decode(f))
 
 
 def _jsonl_documents(path: Path, rel: str) -> Iterator[Document]:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise InterpError(f"{path}, line {i}, is not valid JSON; a .jsonl file holds one JSON object per line.") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise InterpError(f"{path}, line {i}, has no \"text\" field; each line must look like {{\"text\": \"...\"}}.")
-            yield Document(f"{rel}:{i}", row["text"])
+    for i, line in enumerate(_decode(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise InterpError(f"{path}, line {i}, is not valid JSON; a .jsonl file holds one JSON object per line.") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise InterpError(f"{path}, line {i}, has no \"text\" field; each line must look like {{\"text\": \"...\"}}.")
+        yield Document(f"{rel}:{i}", row["text"])
 
 
 # --- Hugging Face datasets ------------------------------------------------------------------

@@ -18,17 +18,23 @@ import shutil
 import tempfile
 import time
 import weakref
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 
 from interp.encoding import encode_texts
 from interp.errors import InterpError
-from interp.files import write_text_atomic
+from interp.files import write_error, write_text_atomic
 from interp.paths import interp_home
-from interp.text import Document, is_streamed, iter_documents, source_fingerprint, stable_unit
+from interp.text import (
+    Document,
+    is_streamed,
+    iter_documents,
+    source_fingerprint,
+    stable_unit,
+)
 
 SPLITS = ("train", "heldout", "all")
 PARTS = ("train", "heldout")  # what is stored; "all" is train then held-out
@@ -193,6 +199,8 @@ def _build(folder: Path, meta: dict | None, source: str, tokenizer, context_size
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(work, folder)
+    except OSError as e:  # a full disk: the partial build goes (finally), an extension is cut back next time
+        raise write_error(folder, e) from None
     finally:
         if fresh and work.exists():
             shutil.rmtree(work, ignore_errors=True)

@@ -208,3 +208,14 @@ def test_an_sae_folder_without_our_checkpoints_is_not_written_over_unless_overwr
     assert line == (f"interp: error: {sae} already holds an SAE that is not a checkpointed run of these settings; "
                     "choose another --out, or pass --overwrite to replace it.")
     assert main([*TRAIN, "--tokens", "2048", "--batch-size", "256", "--activations", str(world / "acts"), "--out", str(sae), "--overwrite"]) == 0
+
+
+def test_a_text_file_that_is_not_utf8(world):
+    (world / "latin1.txt").write_bytes("Caf\u00e9 au lait, na\u00efve. ".encode("latin-1") * 50)
+    argv = ["record", "--model", "tiny-gpt2", "--layers", "0", "--tokens", "256", "--context-size", "32",
+            "--text", "latin1.txt", "--split", "all"]
+    line = bad(world, *argv, "--out", "scratch/x")
+    assert line == ("interp: error: latin1.txt is not valid utf-8 at byte 3 (b'\\xe9 au'...); convert it, "
+                    "or read it anyway with --errors replace or --encoding latin-1.")
+    argv = [str(world / a) if a in ("tiny-gpt2", "latin1.txt") else a for a in argv]
+    assert main([*argv, "--encoding", "latin-1", "--out", str(world / "scratch" / "latin1")]) == 0

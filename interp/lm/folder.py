@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from interp.errors import InterpError
-from interp.files import write_json_atomic
+from interp.files import write_error, write_json_atomic
 from interp.lm.bpe import load_tokenizer
 from interp.lm.build import build_model
 from interp.lm.config import LMConfig
@@ -32,7 +32,10 @@ def save_lm_folder(model, cfg: LMConfig, folder: str | Path, training: dict | No
     save_weights(model, folder / WEIGHTS)
     tok = model.tokenizer
     if tok is not None:
-        tok.save_pretrained(str(folder))
+        try:
+            tok.save_pretrained(str(folder))
+        except OSError as e:
+            raise write_error(folder, e) from None
     marker = {
         "format": FORMAT,
         "kind": "interp trained language model",

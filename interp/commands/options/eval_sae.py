@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from interp.commands.options.text import add_decoding
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -18,6 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("sae_dir", help="an SAE folder (cfg.json + sae_weights.safetensors), ours or SAELens's")
     p.add_argument("--model", default=None, help="model to evaluate in (default: the SAE's model_name)")
     p.add_argument("--text", default="offline", help="text source")
+    add_decoding(p)
     p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
     p.add_argument("--tokens", type=int, default=32_768, help="held-out tokens to evaluate on")
     p.add_argument("--context-size", type=int, default=None, help="default: the SAE's training context size, else 128")

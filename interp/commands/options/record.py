@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from interp.commands.options.text import add_decoding
 from interp.sites import SITES
 
 
@@ -24,6 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--tokens", type=int, default=100_000, help="how many tokens to record")
     p.add_argument("--out", required=True, help="the cache folder to write (or resume)")
     p.add_argument("--text", default="offline", help="text source: 'offline', a file, folder or glob, or a Hugging Face dataset name")
+    add_decoding(p)
     p.add_argument("--split", default="train", choices=["train", "heldout", "all"], help="which documents of the source")
     p.add_argument("--context-size", type=int, default=128, help="tokens per window")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")

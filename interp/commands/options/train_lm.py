@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from interp.commands.options.text import add_decoding
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -43,6 +45,7 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     p.add_argument("--heldout-fraction", type=float, default=0.05, help="share of documents held out")
     p.add_argument("--text", default="offline", help="text source: 'offline', a file, folder or glob, or a Hugging Face dataset name")
+    add_decoding(p)
     p.add_argument("--seed", type=int, default=0, help="seeds the weights and the data order")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")

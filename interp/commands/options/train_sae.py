@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from interp.commands.options.text import add_decoding
 from interp.sites import SITES
 
 
@@ -34,6 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--sparsity-coefficient", type=float, default=None, help="L1 (relu) or L0 (jumprelu) weight")
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     p.add_argument("--text", default="offline", help="text source when running the model")
+    add_decoding(p)
     p.add_argument("--context-size", type=int, default=128, help="tokens per window when running the model")
     p.add_argument("--include-bos", action="store_true", help="train on each window's BOS position too")
     p.add_argument("--seed", type=int, default=0)
