@@ -7,13 +7,15 @@ measured in the same run. The goal (issue 14): every interp case under 1.5 s.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench.harness import Spread, machine  # noqa: E402
+
 GOAL = 1.5
 CASES = {
     "python -c pass (baseline)": ["-c", "pass"],
@@ -38,12 +40,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     base = None
-    print(f"{'case':<46} {'median s':>9} {'x python':>9}  goal < {GOAL} s")
+    print(machine())
+    print(f"{'case':<46} {'median s':>9} {'x python':>9}  {'[min, max] (n)':<24} goal < {GOAL} s")
     for name, argv in CASES.items():
-        med = statistics.median(seconds(argv) for _ in range(args.repeats))
+        spread = Spread([seconds(argv) for _ in range(args.repeats)])
+        med = spread.median
         base = base or med
         verdict = "" if "python -c" in name else ("ok" if med < GOAL else "TOO SLOW")
-        print(f"{name:<46} {med:>9.3f} {med / base:>9.1f}  {verdict}")
+        print(f"{name:<46} {med:>9.3f} {med / base:>9.1f}  [{spread.min:.3f}, {spread.max:.3f}] ({len(spread.values)})  {verdict}")
 
 
 if __name__ == "__main__":

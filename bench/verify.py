@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.harness import Spread, machine  # noqa: E402
 from interp import store  # noqa: E402
 from interp.models import load_model  # noqa: E402
 from interp.recording import record  # noqa: E402
@@ -47,6 +48,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cache", default=None, help="an existing cache (default: record one into a temporary folder)")
     args = ap.parse_args()
+    print(machine())
     torch.manual_seed(0)
     hook = f"blocks.{args.layer}.hook_resid_post"
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,6 +70,8 @@ def main() -> None:
         t_off, t_on = statistics.median(off), statistics.median(on)
         print(f"epoch without checks {t_off:.2f} s, with checks {t_on:.2f} s (medians of {args.repeats}): "
               f"cost {100 * (t_on / t_off - 1):+.1f}% (goal < 5%)")
+        print(f"without {Spread(off).fmt('.2f')} s; with {Spread(on).fmt('.2f')} s; "
+              f"with/without per round {Spread([a / b for a, b in zip(on, off)]).fmt('.3f')}")
 
 
 if __name__ == "__main__":
