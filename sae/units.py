@@ -21,8 +21,21 @@ from sae.errors import SAEError
 from sae.splice import check_sae_fits, spliced_sae
 
 
+class _Coordinate:
+    """A unit that is one coordinate (`index`) of the activation at its hook point."""
+
+    index: int
+
+    def read(self, act: torch.Tensor) -> torch.Tensor:
+        return act[..., self.index]
+
+    def write(self, act: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        act[..., self.index] = new
+        return act
+
+
 @dataclass(frozen=True, eq=False)
-class Latent:
+class Latent(_Coordinate):
     hook: str
     index: int
     sae: Any = None
@@ -43,13 +56,6 @@ class Latent:
         check_sae_fits(model, self.hook, sae)
         _check_index(self.index, sae.cfg.d_sae, f"latent (feature) id at {self.hook}; the SAE has d_sae")
 
-    def read(self, act: torch.Tensor) -> torch.Tensor:
-        return act[..., self.index]
-
-    def write(self, act: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-        act[..., self.index] = new
-        return act
-
     def read_raw(self, model: Any, act: torch.Tensor) -> torch.Tensor:
         """The latent's value from the raw activation at `hook` (no splice needed)."""
         sae = self.resolve_sae(model)
@@ -65,7 +71,7 @@ class Latent:
 
 
 @dataclass(frozen=True, eq=False)
-class Neuron:
+class Neuron(_Coordinate):
     layer: int
     index: int
     site: str = "hook_post"  # blocks.L.mlp.<site>: hook_post (MLP neurons, CRATE's code), hook_z0 (CRATE)
@@ -83,13 +89,6 @@ class Neuron:
         if self.point not in model.hook_dict:
             raise SAEError(f"the model has no hook {self.point} (hook_z0 exists only in CRATE models).")
         _check_index(self.index, model.cfg.d_mlp, "neuron id; the MLP has d_mlp")
-
-    def read(self, act: torch.Tensor) -> torch.Tensor:
-        return act[..., self.index]
-
-    def write(self, act: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-        act[..., self.index] = new
-        return act
 
     def read_raw(self, model: Any, act: torch.Tensor) -> torch.Tensor:
         return act[..., self.index]
