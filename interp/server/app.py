@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -64,6 +65,12 @@ def create_app(engine: Engine, worker: Worker, dashboard: Path | None = None,
         if request.url.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, e: RequestValidationError):
+        # FastAPI's own answer echoes the input, which may hold a NaN that JSON cannot carry
+        return JSONResponse({"detail": [{"loc": list(x.get("loc", ())), "msg": x.get("msg", ""), "type": x.get("type", "")}
+                                        for x in e.errors()]}, status_code=422)
 
     @app.exception_handler(RequestError)
     async def refused(request: Request, e: RequestError):
