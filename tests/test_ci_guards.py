@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tomllib
+from pyproject_toml import pyproject
 
 REPO = Path(__file__).resolve().parents[1]
 SKIPPING = "import pytest\n\ndef test_needs_something():\n    pytest.skip('something is missing')\n"
@@ -35,7 +35,7 @@ def test_the_ci_script_exports_ci_itself():
 
 
 def test_every_test_has_a_timeout():
-    cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    cfg = pyproject()["tool"]["pytest"]["ini_options"]
     assert 0 < int(cfg["timeout"]) <= 600
 
 

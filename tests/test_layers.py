@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grimp
 import pytest
-import tomllib
+from pyproject_toml import pyproject
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("interp", "sae", "analyses")
@@ -21,7 +21,7 @@ TOP = ("interp.cli", "interp.commands", "interp.pipelines", "interp.server")
 
 
 def _contracts() -> dict:
-    cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    cfg = pyproject()["tool"]["importlinter"]
     return {c["id"]: c for c in cfg["contracts"]}
 
 

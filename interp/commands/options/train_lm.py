@@ -1,30 +1,26 @@
-"""The options of `interp train-lm` (its code: interp/commands/train_lm.py). Light imports only, so that
-`interp --help` and argument errors answer at once."""
+"""The options of `interp train-lm` (its code: interp/commands/train_lm.py); light imports only (see common.py)."""
 
 from __future__ import annotations
 
-import argparse
-
+from interp.commands.options.common import command
 from interp.commands.options.text import add_decoding
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "train-lm",
+    p = command(
+        sub, "train-lm",
         help="train a GPT-2 or CRATE language model from scratch",
         description="Train a small GPT-2 or CRATE (white-box, CRATE-LM paper) language model on a text source, "
         "nanoGPT-style: AdamW, warm-up then cosine decay, gradient clipping, held-out loss at intervals, "
         "checkpoints. Rerunning the same command resumes from the last checkpoint and ends with the same "
         "weights as an uninterrupted run. OUT becomes a folder that `interp.load_model(OUT)` (and every "
         "--model option) reads as a HookedTransformer with TransformerLens's hook names; CRATE's sparse "
-        "code is at blocks.L.mlp.hook_post. The defaults were chosen by measuring on a 2-core CPU shared "
-        "with other jobs, one thread: a 1-layer model with d_model 128 and a 4,096-token BPE trains at about "
-        "2,500 tokens/s (GPT-2's 50,257-token vocabulary: about 250, the unembedding dominates), so 2M tokens "
-        "take about 15 minutes and flatten the held-out loss (4.91 -> 4.86 over the last 400k tokens). "
+        "code is at blocks.L.mlp.hook_post. The defaults (1 layer, d_model 128, a 4,096-token BPE: on a CPU, "
+        "GPT-2's 50,257-token unembedding would cost more than the rest of the model) were chosen by measuring; "
+        "the speeds and losses are in docs/white-box.md. "
         "Under `torchrun --nproc-per-node N -m interp train-lm ...` the same command trains data-parallel: "
         "--batch-size stays the global batch, each rank computes its part of every batch, rank 0 evaluates and "
         "writes OUT, and a run resumes on any number of ranks (docs/distributed.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--arch", choices=["gpt2", "crate"], default="gpt2", help="architecture")
     p.add_argument("--layers", type=int, default=1, help="number of blocks")
