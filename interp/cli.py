@@ -26,6 +26,7 @@ COMMANDS = {
     "train-lm": "train_lm",
     "steer": "steer",
     "ablate": "ablate",
+    "serve": "serve",
 }
 
 
