@@ -46,7 +46,6 @@ def train(a: argparse.Namespace, out: Path, reverse: bool = False) -> None:
 
 
 def compare(a: argparse.Namespace, x: Path, y: Path, label: str) -> None:
-    import torch
     from safetensors.torch import load_file
 
     from interp.store import ActivationStore
