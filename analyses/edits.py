@@ -6,8 +6,10 @@ Logits at position p predict token p + 1, so losses use positions 0 .. pos - 2.
 
 - necessity: zero-ablate the unit where it fires; the rise in next-token loss there, minus the
   rise from the same ablation at as many random positions (the part any ablation would cause).
-- sufficiency: make the unit fire where it does not (clamp or add, below); the mean rise in
-  log-probability of its promoted tokens (the top-k of its logit effects) at those positions.
+- sufficiency: make the unit fire where it does not (clamp or add, below); the rise in the log of
+  the total probability of its promoted tokens (the top-k of its logit effects) at those
+  positions. (The total, not a mean per token: when one promoted token takes the mass, the
+  others' log-probabilities fall, and a mean would call the best edit harmful.)
 - collateral: at the same positions, the KL divergence (nats) from the clean to the edited
   next-token distribution over every OTHER token (the promoted tokens taken out, both
   distributions renormalised): what the edit moved that it was not meant to move. Also the full
@@ -36,12 +38,17 @@ def token_ce(lp: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:  # [b, pos
 
 
 def off_target_kl(clean_lp: torch.Tensor, edit_lp: torch.Tensor, promoted: torch.Tensor) -> torch.Tensor:  # [...]
-    """KL(clean || edited) per position over the tokens not in `promoted`, both renormalised."""
-    keep = torch.ones(clean_lp.shape[-1], dtype=torch.bool, device=clean_lp.device)
-    keep[promoted] = False
-    c = clean_lp[..., keep].log_softmax(-1)
-    e = edit_lp[..., keep].log_softmax(-1)
-    return (c.exp() * (c - e)).sum(-1)
+    """KL(clean || edited) per position over the tokens not in `promoted`, both renormalised.
+
+    Written without copying the vocabulary: with P the promoted tokens' total probability,
+    KL_rest = (KL_full - sum_promoted p_c (c - e)) / (1 - P_c) - log(1 - P_c) + log(1 - P_e)."""
+    pc = clean_lp.exp()
+    full = (pc * (clean_lp - edit_lp)).sum(-1)
+    c, e = clean_lp[..., promoted], edit_lp[..., promoted]
+    inside = (c.exp() * (c - e)).sum(-1)
+    rest_c = (1 - c.exp().sum(-1)).clamp(min=1e-12)
+    rest_e = (1 - e.exp().sum(-1)).clamp(min=1e-12)
+    return (full - inside) / rest_c - rest_c.log() + rest_e.log()
 
 
 def full_kl(clean_lp: torch.Tensor, edit_lp: torch.Tensor) -> torch.Tensor:
@@ -56,11 +63,16 @@ def edit_point(clean_lp: torch.Tensor, edit_lp: torch.Tensor, tokens: torch.Tens
                promoted: torch.Tensor) -> dict:
     """One point of a unit's curve: sufficiency and collateral at the `target` positions, the full
     KL there, and the change in CE loss over every position (a positive change is a worse model)."""
-    rise = (edit_lp - clean_lp)[..., promoted].mean(-1)  # [b, pos]
+    c, e = clean_lp[..., promoted], edit_lp[..., promoted]  # [b, pos, k]
+    full = (clean_lp.exp() * (clean_lp - edit_lp)).sum(-1)  # [b, pos]
+    inside = (c.exp() * (c - e)).sum(-1)
+    rest_c = (1 - c.exp().sum(-1)).clamp(min=1e-12)
+    rest_e = (1 - e.exp().sum(-1)).clamp(min=1e-12)
+    off = (full - inside) / rest_c - rest_c.log() + rest_e.log()  # off_target_kl, sharing `full`
     return {
-        "sufficiency": _mean(rise[target]),
-        "collateral_kl": _mean(off_target_kl(clean_lp[target], edit_lp[target], promoted)),
-        "full_kl": _mean(full_kl(clean_lp[target], edit_lp[target])),
+        "sufficiency": _mean((e.logsumexp(-1) - c.logsumexp(-1))[target]),
+        "collateral_kl": _mean(off[target]),
+        "full_kl": _mean(full[target]),
         "ce_change": _mean(token_ce(edit_lp, tokens) - token_ce(clean_lp, tokens)),
     }
 

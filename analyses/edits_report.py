@@ -23,7 +23,7 @@ def summarize(model_name: str, rows: list[dict], settings: dict, n_boot: int, se
             "definitions": {
                 "necessity": "rise in next-token CE where the unit fires when zero-ablated there, minus the rise from "
                              "the same ablation at as many random positions (nats)",
-                "sufficiency": "rise in mean log-probability of the unit's top-k promoted tokens (logit effects) at the "
+                "sufficiency": "rise in the log of the total probability of the unit's top-k promoted tokens (logit effects) at the "
                                "positions where it does not fire, edited there (nats)",
                 "collateral_kl": "KL(clean || edited) at the edited positions over all tokens but the promoted ones, "
                                  "both renormalised (nats)",

@@ -57,8 +57,9 @@ class EditConfig:
     units: tuple = ("neurons", "sae", "sae-noerror", "random")
     units_per_layer: int = 50
     clamp_ladder: tuple = (0.0, 1.0, 2.0, 5.0, 10.0)  # x the unit's train max
-    add_ladder: tuple = (0.25, 0.5, 1.0, 2.0)  # x the site's median norm
+    add_ladder: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)  # x the site's median norm
     promoted_k: int = 5  # the unit's promoted tokens: the top k of its logit effects
+    always: tuple = ()  # unit ids drawn whatever their density (neurons, z0, SAE latents): chosen or planted units
     min_positions: int = 3  # a unit is drawn only if it fires, and does not, at this many eval positions
     stat_windows: int = 64  # train windows for densities, train maxima and the median norm
     batch_size: int = 16  # eval windows per forward pass
@@ -276,7 +277,9 @@ def edit_kind(model, kind: Kind, stats: dict, ev: dict, clean: torch.Tensor, tok
     eligible = (fires >= cfg.min_positions) & (n_pos - fires >= cfg.min_positions) & (train_max > 0)
     if readability is not None:  # only units compare-layers scored can be correlated with their score
         eligible &= np.isin(np.arange(len(eligible)), list(readability))
-    ids = E.pick_across_densities(density, eligible, cfg.units_per_layer)
+    chosen = [i for i in cfg.always if kind.kind != "random" and 0 <= i < len(eligible)]
+    eligible[chosen] = False
+    ids = sorted(chosen + E.pick_across_densities(density, eligible, cfg.units_per_layer - len(chosen)))
     median_norm = float(stats[hook].flatten(0, -2).norm(dim=-1).median())
     dirs = kind.directions()
     promoted = (dirs[ids] @ W_out @ W_U).topk(cfg.promoted_k, dim=1).indices  # [units, k]

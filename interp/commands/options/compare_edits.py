@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
                    help="a compare-layers OUT: units are drawn from its scored ones and their scores rank-correlated with edit quality")
     p.add_argument("--units-per-layer", type=int, default=50, help="units per layer and kind")
     p.add_argument("--clamp-ladder", default="0,1,2,5,10", help="clamp strengths, x the unit's train max")
-    p.add_argument("--add-ladder", default="0.25,0.5,1,2", help="add strengths, x the site's median norm")
+    p.add_argument("--add-ladder", default="0.5,1,2,4,8", help="add strengths, x the site's median norm")
     p.add_argument("--promoted-k", type=int, default=5, help="a unit's promoted tokens: the top k of its logit effects")
     p.add_argument("--tokens", type=int, default=65_536, help="train-split tokens (unit statistics; SAE training)")
     p.add_argument("--eval-tokens", type=int, default=2048, help="held-out tokens every edit is measured on")
