@@ -27,6 +27,7 @@ COMMANDS = {
     "train-lm": "train_lm",
     "steer": "steer",
     "ablate": "ablate",
+    "serve": "serve",
 }
 
 

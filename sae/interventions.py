@@ -55,8 +55,21 @@ def _check_positions(p: Any) -> Positions:
     return tuple(p)
 
 
+class _Checked:
+    """Checks an intervention's fields on construction: `positions`, and the field named by `number`
+    (Clamp's value, Add's alpha) made a finite float, with `number`'s words in the error."""
+
+    number: tuple[str, str] | None = None  # (field, how an error names it)
+
+    def __post_init__(self):
+        if self.number is not None:
+            field, what = self.number
+            object.__setattr__(self, field, _finite(getattr(self, field), what))
+        object.__setattr__(self, "positions", _check_positions(self.positions))
+
+
 @dataclass(frozen=True, eq=False)
-class Ablate:
+class Ablate(_Checked):
     unit: Any
     value: str = "zero"
     mean: float | None = None
@@ -67,7 +80,7 @@ class Ablate:
             raise SAEError(f"Ablate value must be 'zero' or 'mean', got {self.value!r}.")
         if self.mean is not None:
             object.__setattr__(self, "mean", _finite(self.mean, "the mean"))
-        object.__setattr__(self, "positions", _check_positions(self.positions))
+        super().__post_init__()
 
     def edit(self, old: torch.Tensor) -> torch.Tensor:
         if self.value == "zero":
@@ -77,28 +90,22 @@ class Ablate:
 
 
 @dataclass(frozen=True, eq=False)
-class Clamp:
+class Clamp(_Checked):
     unit: Any
     value: float
     positions: Positions = "all"
-
-    def __post_init__(self):
-        object.__setattr__(self, "value", _finite(self.value, "the clamp value"))
-        object.__setattr__(self, "positions", _check_positions(self.positions))
+    number = ("value", "the clamp value")
 
     def edit(self, old: torch.Tensor) -> torch.Tensor:
         return torch.full_like(old, self.value)
 
 
 @dataclass(frozen=True, eq=False)
-class Add:
+class Add(_Checked):
     unit: Any
     alpha: float
     positions: Positions = "all"
-
-    def __post_init__(self):
-        object.__setattr__(self, "alpha", _finite(self.alpha, "the strength alpha"))
-        object.__setattr__(self, "positions", _check_positions(self.positions))
+    number = ("alpha", "the strength alpha")
 
     def edit(self, old: torch.Tensor) -> torch.Tensor:
         return old + self.alpha
