@@ -24,13 +24,13 @@ def world(tmp_path_factory) -> Path:
     GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=64)).eval().save_pretrained(root / "tiny-gpt2")
     (root / "text").mkdir()
     for i in range(4):
-        (root / "text" / f"doc{i}.txt").write_text(f"Document {i} says the whale is white and the sea is deep. " * 40)
-    common = ["--layer", "0", "--arch", "topk", "--k", "4", "--expansion", "2", "--tokens", "1024", "--batch-size", "256"]
+        (root / "text" / f"doc{i}.txt").write_text(f"Document {i} says the whale is white and the sea is deep. " * 200)
+    common = ["--layer", "0", "--arch", "topk", "--k", "4", "--expansion", "2", "--batch-size", "256"]
     assert main(["record", "--model", str(root / "tiny-gpt2"), "--layers", "0", "--tokens", "1024", "--context-size", "32",
                  "--text", str(root / "text"), "--split", "all", "--out", str(root / "acts")]) == 0
-    assert main(["train-sae", "--activations", str(root / "acts"), *common, "--out", str(root / "from-cache")]) == 0
+    assert main(["train-sae", "--activations", str(root / "acts"), *common, "--tokens", "1024", "--out", str(root / "from-cache")]) == 0
     assert main(["train-sae", "--model", str(root / "tiny-gpt2"), "--text", str(root / "text"), "--context-size", "32",
-                 *common, "--out", str(root / "from-model")]) == 0
+                 *common, "--tokens", "4096", "--out", str(root / "from-model")]) == 0
     return root
 
 
