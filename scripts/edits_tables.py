@@ -36,6 +36,21 @@ def main(paths: list[str]) -> None:
             for k, res in row["kinds"].items():
                 print(f"| {r['model']} | {row['layer']} | {k} | {strongest(res['summary'], 'add')} "
                       f"| {strongest(res['summary'], 'clamp')} |")
+    print("\n| model | layer | units | minus random directions of the same layer: effect at KL 0.2 (add) | AUC (add) |")
+    print("|---|---|---|---|---|")
+    for r in runs:
+        for row in r["rows"]:
+            if "random" not in row["kinds"]:
+                continue
+            null = row["kinds"]["random"]["units"]
+            for k, res in row["kinds"].items():
+                if k == "random":
+                    continue
+                cells = []
+                for key in ("effect_at_kl_0.2", "auc"):
+                    m, lo, hi = diff_ci([u["curves"]["add"][key] for u in null], [u["curves"]["add"][key] for u in res["units"]], 2000, 0)
+                    cells.append(f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+                print(f"| {r['model']} | {row['layer']} | {k} | {cells[0]} | {cells[1]} |")
     by = {r["model"]: r for r in runs}
     if {"gpt2-2l", "crate-2l"} <= set(by):
         print("\n| layer | measure | CRATE neurons minus GPT-2 ... | difference [95% CI] |")
