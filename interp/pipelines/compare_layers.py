@@ -84,8 +84,8 @@ class DepthConfig:
 def compare_layers(
     model,
     layers: list[int],
-    train_windows: torch.Tensor,  # [n, ctx] token ids: recorded, trains the SAEs, explains features
-    heldout_windows: torch.Tensor,  # [m, ctx]: every layer is scored and evaluated on these
+    train_windows: torch.Tensor,  # [n, context_size] token ids: recorded, trains the SAEs, explains features
+    heldout_windows: torch.Tensor,  # [m, context_size]: every layer is scored and evaluated on these
     out: str | Path,
     cfg: DepthConfig = DepthConfig(),
     tokenizer=None,

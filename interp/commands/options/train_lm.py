@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--layers", type=int, default=1, help="number of blocks")
     p.add_argument("--d-model", type=int, default=128, help="residual stream width")
     p.add_argument("--heads", type=int, default=4, help="attention heads (d_head = d_model / heads)")
-    p.add_argument("--context", type=int, default=128, help="tokens per window (n_ctx)")
+    p.add_argument("--context-size", "--context", dest="context_size", type=int, default=128,
+                   help="tokens per window (n_ctx); --context is its old spelling")
     p.add_argument("--vocab", default="bpe-4096",
                    help="gpt2 (50,257 tokens) or bpe-N: a byte-level BPE of N tokens trained on the text's train split")
     p.add_argument("--tokens", type=int, default=2_000_000, help="training tokens")
