@@ -2,8 +2,8 @@
 for, into the on-disk cache of interp/store.py.
 
 Hooks append each batch's activations straight to the shard's files (interp/shard_writer.py): one
-copy into the page cache, no shard-sized buffer. A background thread fsyncs a finished shard and
-renames it into place while the model runs on the next one. bench/record.py times this against a
+copy into the page cache, no shard-sized buffer. A background thread fsyncs the shard's files
+between batches and renames a finished shard into place while the model runs on the next one. bench/record.py times this against a
 bare forward (bench/results/record.md).
 
 Under torchrun the windows still fall into the same shards, and shard i is run and written by
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -85,12 +85,12 @@ def record(
     todo = sum(s1 - s0 for _, s0, s1 in mine)
     bar = tqdm(total=(skipped + todo) * ctx, initial=skipped * ctx, unit="tok", unit_scale=True, desc="record",
                disable=not (progress and main))
-    pool = ThreadPoolExecutor(max_workers=1)  # puts a finished shard in place (fsyncs) during the next one's forward
+    pool = ThreadPoolExecutor(max_workers=1)  # fsyncs, and puts a finished shard in place, while the model runs
     pending = None
     t0 = time.perf_counter()
     try:
         for index, s0, s1 in mine:
-            shard = writer.open_shard(index, s0)
+            shard, syncing = writer.open_shard(index, s0), None
             try:
                 fwd_hooks = [(h, _append_to(shard, h, d, torch_dtype)) for h, d in widths.items()]
                 with torch.inference_mode(), model.hooks(fwd_hooks=fwd_hooks):
@@ -99,11 +99,19 @@ def record(
                         model(windows[b0:b1].to(device), stop_at_layer=stop)
                         shard.append_tokens(windows[b0:b1].to(torch.int32).numpy())
                         bar.update((b1 - b0) * ctx)
+                        if syncing is None or syncing.done():  # the disk writes while the model runs
+                            if syncing is not None:
+                                syncing.result()  # a failed fsync surfaces here
+                            syncing = pool.submit(shard.sync)
+                if pending is not None:
+                    pending.result()  # at most one shard in flight; errors surface here
+                if syncing is not None:
+                    syncing.result()
             except BaseException:
+                if syncing is not None:
+                    wait([syncing])
                 shard.abort()
                 raise
-            if pending is not None:
-                pending.result()  # at most one shard in flight; errors surface here
             pending = pool.submit(writer.close_shard, shard)
         if pending is not None:
             pending.result()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from interp import files
 from interp.errors import InterpError
 from interp.files import fsync_dir, fsync_file, write_error, write_json_atomic
 
@@ -37,7 +38,7 @@ class ShardWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp.mkdir()
             for what in files:
-                self._handles[what] = open(self.tmp / f"{what}.bin", "wb")
+                self._handles[what] = open(self.tmp / f"{what}.bin", "wb", buffering=0)  # unbuffered: `sync` may run in another thread
 
     def append(self, what: str, arr: np.ndarray) -> None:
         """Append rows to one file (in the cache's dtype; C order is made if needed)."""
@@ -51,6 +52,15 @@ class ShardWriter:
         """tokens [w, ctx] int32 of the windows whose activations the hooks append."""
         self.append("tokens", tokens.astype(np.int32, copy=False))
         self.n_windows += int(tokens.shape[0])
+
+    def sync(self) -> None:
+        """Send what is written so far to the disk (when interp.files.DURABLE), so that `close` has
+        little left to wait for; the recorder calls it from a background thread between batches.
+        A failure is left for the caller to raise (and `abort`)."""
+        if files.DURABLE:
+            with self._guard(abort=False):
+                for h in list(self._handles.values()):
+                    os.fsync(h.fileno())
 
     def close(self) -> dict:
         """Make the shard durable and put it in place; returns its shard.json."""
@@ -75,15 +85,17 @@ class ShardWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     @contextmanager
-    def _guard(self):
-        """On an error inside: remove the temporary folder and raise one line."""
+    def _guard(self, abort: bool = True):
+        """On an error inside: remove the temporary folder (unless told not to) and raise one line."""
         try:
             yield
         except InterpError:  # a write_atomic inside: already one line
-            self.abort()
+            if abort:
+                self.abort()
             raise
         except OSError as e:
-            self.abort()
+            if abort:
+                self.abort()
             if e.errno == errno.ENOSPC:
                 raise InterpError(f"the disk is full while writing {self.name} to {self.root}; the shards written before "
                                   "it are intact: free space and rerun the same command to resume.") from None
