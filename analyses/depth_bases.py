@@ -121,7 +121,7 @@ def basis_rows(results: dict, hook: str, bases: list[str], n_boot: int, seed: in
             for s in r.scores:
                 v = kind_values(s)
                 side = "+" if basis in ("sae", "sae-random-model") or s.feature < n_units else "-"
-                units.append({"seed": i, "unit": s.feature if side == "+" else s.feature - n_units, "side": side,
+                units.append({"seed": i, "feature": s.feature, "unit": s.feature if side == "+" else s.feature - n_units, "side": side,
                               "density": s.train_firing_examples / n_stretches, **v})
             scores += r.scores
             per_seed.append({"seed_index": i, "n": len(r.scores),

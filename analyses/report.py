@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from analyses.bases import SIGN_RULE
+from analyses.depth_calibration import density_table, lexical_table, summary_text
 from analyses.scoring.kinds import CHANCE, KIND_NAMES, KINDS
 from analyses.trend import depth_trend
 
@@ -24,6 +25,10 @@ BASIS_NAMES = {"neurons": "neurons", "sae": "SAE features", "random": "random di
                "pca": "PCA", "ica": "ICA", "sae-random-model": "SAE on a random model"}
 COLORS = {"neurons": "#1f77b4", "sae": "#d62728", "random": "#7f7f7f", "rotated": "#bcbd22", "pca": "#2ca02c",
           "ica": "#9467bd", "sae-random-model": "#ff7f0e"}
+
+# the calibrations of analyses/depth_calibration.py: (results key of their sentences, heading, table)
+EXTRAS = (("lexical_text", "Lexical ceiling: what token and bigram identity can explain at each depth", lexical_table),
+          ("density_text", "Density-matched comparison", density_table))
 
 
 def write_reports(results: dict, out: str | Path) -> tuple[Path, Path]:
@@ -44,7 +49,7 @@ def summarize(model_name: str, rows: list[dict], settings: dict, cfg, training: 
     heldout = {r["text"]["heldout_tokens_sha256"] for r in rows}
     missed = [{"layer": r["layer"], "seed_index": q["training"]["seed_index"], "ev": q["training"]["ev"]}
               for r in rows for q in r["sae_quality"] + r.get("random_model_sae_quality", []) if not q["training"]["reached"]]
-    return {
+    results = {
         "trend": trends(rows, bases, cfg.scoring.n_boot, cfg.seed),
         "sae_training": training, "model": model_name, "site": cfg.site, "layers": layers, "bases": bases, "rows": rows,
         "sample_sizes": {"features_per_layer_asked": cfg.features_per_layer, "scored_per_layer_and_basis": sizes,
@@ -52,6 +57,8 @@ def summarize(model_name: str, rows: list[dict], settings: dict, cfg, training: 
         "sign_rule": SIGN_RULE, "target_missed": missed,
         "same_heldout_text": len(heldout) == 1, "settings": settings, "seconds": seconds,
     }
+    results["lexical_text"], results["density_text"] = summary_text(results, BASIS_NAMES)
+    return results
 
 
 def seed_scores(row: dict, basis: str, kind: str) -> list[np.ndarray]:
@@ -250,9 +257,9 @@ def markdown(results: dict) -> str:
               "the line wins.", ""]
     lines += _md_table(*trend_table(results)) + [""] + [f"- {s}" for s in trend_text(results)]
     lines += ["", "## Trend with depth (band correlation)", ""] + _md_table(*trend_table(results, "bands"))
-    for extra in ("lexical_text", "density_text"):
+    for extra, title, table in EXTRAS:
         if results.get(extra):
-            lines += ["", f"## {extra.split('_')[0].capitalize()}", ""] + [f"- {s}" for s in results[extra]]
+            lines += ["", f"## {title}", ""] + [f"- {s}" for s in results[extra]] + [""] + _md_table(*table(results, BASIS_NAMES))
     sec = results["seconds"]
     names = {"record": "recording", "train_saes": "SAE training", "record_random_model": "recording the random model",
              "train_random_model_saes": "its SAEs", "layers": "per-layer evaluation, fitting and scoring", "this_run": "this invocation"}
@@ -338,6 +345,10 @@ def html_page(results: dict) -> str:
     for kind in KINDS:
         parts.append(f"<h2>{esc(KIND_NAMES[kind])}</h2>" + table(*score_table(results, kind)))
     parts.append("<h2>SAE quality</h2>" + table(*quality_table(results)))
+    for extra, title, make in EXTRAS:
+        if results.get(extra):
+            parts.append(f"<h2>{esc(title)}</h2>" + "".join(f"<p>{esc(s)}</p>" for s in results[extra])
+                         + table(*make(results, BASIS_NAMES)))
     parts.append("<p>Per-unit explanations and scores: layers/L&lt;nn&gt;/&lt;basis&gt;[/s&lt;seed&gt;]/explanations.json; "
                  "every unit's four scores and density: layers/L&lt;nn&gt;/units.json.</p></body></html>")
     return "\n".join(parts)

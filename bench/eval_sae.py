@@ -1,4 +1,4 @@
-"""`evaluate_sae` before and after the shared prefix (issue 13): the old way runs three full
+"""`evaluate_sae` before and after the shared prefix: the old way runs three full
 forwards per batch (clean, SAE spliced in, hook zero-ablated) and takes log-softmax seven times;
 the new way runs the blocks before the hook once and starts the three passes there
 (start_at_layer), with one log-softmax per pass. Both are timed interleaved, round by round, on
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.harness import Results, add_common_args, apply_threads, interleave, ratios
+from bench.harness import interleave, ratios, start
 from interp.models import load_model
 from interp.tokens import token_windows
 from sae import (
@@ -66,10 +66,7 @@ def main() -> None:
     p.add_argument("--context", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
-    add_common_args(p)
-    args = p.parse_args()
-    apply_threads(args.threads)
-    out = Results("eval_sae", args.results)
+    args, out = start(p, "eval_sae")
     model = load_model(args.model)
     hook = f"blocks.{args.layer}.hook_resid_post"
     d = model.cfg.d_model

@@ -1,4 +1,4 @@
-"""Steered generation speed (issue 13): `sae.generate` (KV cache; a default and a steered run per
+"""Steered generation speed: `sae.generate` (KV cache; a default and a steered run per
 call) against TransformerLens's own `model.generate` (KV cache, one run), interleaved round by
 round on the same prompt, and a full-forward loop without a cache (what a no-cache version does).
 Prints new tokens per second of each: for sae.generate both continuations' tokens count.
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.harness import Results, add_common_args, apply_threads, interleave, ratios  # noqa: E402
+from bench.harness import interleave, ratios, start  # noqa: E402
 from interp.models import load_model  # noqa: E402
 from sae import Add, Neuron, generate  # noqa: E402
 
@@ -34,10 +34,7 @@ def main() -> None:
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--tokens", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
-    add_common_args(p)
-    args = p.parse_args()
-    apply_threads(args.threads)
-    out = Results("generate", args.results)
+    args, out = start(p, "generate")
     model = load_model(args.model)
     model.requires_grad_(False)
     layer = model.cfg.n_layers // 2

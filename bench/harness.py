@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shlex
@@ -146,6 +147,14 @@ class Results:
 def add_common_args(p) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     p.add_argument("--results", action="store_true", help="also write the output to bench/results/<script>.md")
+
+
+def start(p: argparse.ArgumentParser, name: str) -> tuple[argparse.Namespace, Results]:
+    """Add the common flags to a script's parser, parse, set torch's threads and open its results."""
+    add_common_args(p)
+    args = p.parse_args()
+    apply_threads(args.threads)
+    return args, Results(name, args.results)
 
 
 def apply_threads(n: int | None) -> None:

@@ -1,6 +1,6 @@
 """Start-up of the command line: `interp --help`, `interp CMD --help` and an argument error, each
 the median of several fresh processes, next to a bare `python -c pass` and an `import torch`
-measured in the same run. The goal (issue 14): every interp case under 1.5 s.
+measured in the same run. The goal: every interp case under 1.5 s.
 
     python bench/startup.py [--repeats 5]"""
 

@@ -23,9 +23,11 @@ COMMANDS = {
     "eval-sae": "eval_sae",
     "dashboard": "dashboard",
     "compare-layers": "compare_layers",
+    "compare-edits": "compare_edits",
     "train-lm": "train_lm",
     "steer": "steer",
     "ablate": "ablate",
+    "serve": "serve",
 }
 
 

@@ -23,7 +23,7 @@ from interp.training import epoch_seed
 
 def stream_activations(
     model,
-    windows: torch.Tensor,  # [n_windows, ctx]
+    windows: torch.Tensor,  # [n_windows, context_size]
     hooks: list[str],
     batch_size: int = 4096,
     block_batches: int = 8,
@@ -36,9 +36,9 @@ def stream_activations(
 
     `skip_bos` leaves out each window's first position (BOS), as ActivationStore.iter_batches does.
     Under torchrun: this rank's rows of each batch (see the module's docstring)."""
-    n, ctx = windows.shape
+    n, context_size = windows.shape
     first = 1 if skip_bos else 0
-    per_window = ctx - first
+    per_window = context_size - first
     block_windows = -(-block_batches * batch_size // per_window)  # a block's leftover tokens are dropped
     if n < block_windows:
         raise InterpError(f"{n} windows of text are too few for a shuffle block of {block_windows}; give more tokens or a smaller batch.")
@@ -54,19 +54,19 @@ def stream_activations(
         epoch, b = divmod(block, blocks_per_epoch)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
         ids = order[b * block_windows : (b + 1) * block_windows][lo_w:hi_w]
-        acts = {h: torch.empty(len(ids) * ctx, d) for h, d in widths.items()}
+        acts = {h: torch.empty(len(ids) * context_size, d) for h, d in widths.items()}
         for f0 in range(0, len(ids), forward_batch):
             f1 = min(f0 + forward_batch, len(ids))
-            rows = slice(f0 * ctx, f1 * ctx)
+            rows = slice(f0 * context_size, f1 * context_size)
 
             def keep(act, hook, rows=rows):
-                acts[hook.name][rows].copy_(act.reshape(f1 * ctx - f0 * ctx, -1))
+                acts[hook.name][rows].copy_(act.reshape((f1 - f0) * context_size, -1))
 
             with torch.inference_mode(), model.hooks(fwd_hooks=[(h, keep) for h in hooks]):
                 model(windows[ids[f0:f1]].to(device), stop_at_layer=stop)
         acts = {h: distributed.all_gather_rows(a) for h, a in acts.items()}  # the whole block, on every rank
         if first:
-            keep_rows = (torch.arange(block_windows * ctx) % ctx) != 0
+            keep_rows = (torch.arange(block_windows * context_size) % context_size) != 0
             acts = {h: a[keep_rows] for h, a in acts.items()}
         perm = torch.randperm(block_windows * per_window, generator=torch.Generator().manual_seed(seed * 7_919 + block))
         for k in range(skip, block_batches):

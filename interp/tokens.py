@@ -226,15 +226,15 @@ def _doc_batches(docs: Iterator[Document], budget) -> Iterator[list[Document]]:
 # --- the cache on disk ----------------------------------------------------------------------
 
 def _load(folder: Path, meta: dict, source: str, split: str, want: int | None) -> torch.Tensor:
-    ctx = meta["context_size"]
+    context_size = meta["context_size"]
     parts = []
     for p in PARTS if split == "all" else (split,):
         n = meta["windows"][p] if want is None else min(meta["windows"][p], want - sum(len(x) for x in parts))
-        parts.append(np.fromfile(folder / f"{p}.int32", dtype=np.int32, count=n * ctx).reshape(n, ctx))
+        parts.append(np.fromfile(folder / f"{p}.int32", dtype=np.int32, count=n * context_size).reshape(n, context_size))
     windows = np.concatenate(parts)
     if len(windows) == 0:
         w = meta["windows"]
-        raise InterpError(f"{source!r} gave no {split} window of {ctx} tokens (train {w['train']}, held-out "
+        raise InterpError(f"{source!r} gave no {split} window of {context_size} tokens (train {w['train']}, held-out "
                           f"{w['heldout']} windows); give more text" + (", or a larger held-out fraction." if split == "heldout" else "."))
     return torch.from_numpy(windows.astype(np.int64))
 

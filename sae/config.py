@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from interp.configs import DictConfig
 from sae.errors import SAEError
 
 
 @dataclass
-class SAEConfig:
+class SAEConfig(DictConfig):
     architecture: str  # registry name: relu | topk | batchtopk | jumprelu
     d_in: int
     d_sae: int
@@ -31,17 +32,9 @@ class SAEConfig:
         if self.k is not None and not 0 < self.k <= self.d_sae:
             raise SAEError(f"k={self.k} must be between 1 and d_sae={self.d_sae}; lower k or widen the SAE.")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SAEConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
 
 @dataclass
-class TrainConfig:
+class TrainConfig(DictConfig):
     steps: int = 10_000
     lr: float = 4e-4
     adam_betas: tuple[float, float] = (0.9, 0.999)
@@ -80,11 +73,3 @@ class TrainConfig:
 
     def sparsity_warmup(self) -> int:
         return self.sparsity_warmup_steps if self.sparsity_warmup_steps is not None else max(1, self.steps // 20)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})

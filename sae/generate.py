@@ -48,7 +48,8 @@ class Generation:
 class Step:
     """One token of each run. *_activation: per intervention, the unit's value (before its edit) at
     this token's position; prompt_activations (step 0 only): (default, steered), per intervention
-    the values at every prompt position."""
+    the values at every prompt position. *_logits [vocab]: the logits this step's token was sampled
+    from (for the change in next-token probabilities between the runs)."""
     index: int
     default_token: int
     steered_token: int
@@ -59,6 +60,8 @@ class Step:
     default_activation: list[float]
     steered_activation: list[float]
     prompt_activations: tuple[list[list[float]], list[list[float]]] | None = None
+    default_logits: torch.Tensor | None = field(default=None, repr=False)
+    steered_logits: torch.Tensor | None = field(default=None, repr=False)
 
 
 def _prompt_tokens(model: Any, prompt: Any) -> torch.Tensor:
@@ -161,7 +164,7 @@ def generate_stream(model: Any, prompt: Any, interventions: Sequence[Any] = (), 
         prompt_reads = (runs[0].last_reads, runs[1].last_reads)
         done = [False, False]
         for i in range(max_new_tokens):
-            new, lps = [], []
+            new, lps, sampled_from = [], [], logits
             for k, r in enumerate(runs):
                 t = sample(logits[k], temperature, r.gen)
                 new.append(t)
@@ -171,7 +174,7 @@ def generate_stream(model: Any, prompt: Any, interventions: Sequence[Any] = (), 
             yield Step(i, new[0], new[1], _decode(model, [new[0]]), _decode(model, [new[1]]), lps[0], lps[1],
                        [v[0] if v else math.nan for v in runs[0].last_reads],
                        [v[0] if v else math.nan for v in runs[1].last_reads],
-                       prompt_reads if i == 0 else None)
+                       prompt_reads if i == 0 else None, sampled_from[0], sampled_from[1])
             if stop_at_eos and eos is not None:
                 done = [d or t == eos for d, t in zip(done, new)]
                 if all(done):

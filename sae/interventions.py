@@ -8,8 +8,9 @@
 - Clamp(unit, value): set the unit to `value`.
 - Add(unit, alpha): add alpha to the unit's value; for a Direction that is alpha * v / |v| added to
   the activation, for an SAE latent alpha * W_dec[i] added to the reconstruction.
-- positions: "all", "firing" (where the unit's own value is > 0 before the edit), or a list of
-  token positions (absolute: apply().offset counts the positions already in a KV cache).
+- positions: "all", "firing" (where the unit's own value is > 0 before the edit), a list of
+  token positions (absolute: apply().offset counts the positions already in a KV cache), or a
+  [batch, pos] bool tensor shaped like the forward pass it is applied to.
 
 Several interventions at one hook run in the order given. apply() splices the SAE of every
 Latent that brings one (error_term=True) unless one is already spliced at its hook.
@@ -29,7 +30,7 @@ from sae.errors import SAEError
 from sae.splice import splice_at, spliced
 from sae.units import Direction, Latent, Neuron
 
-Positions = str | Sequence[int]
+Positions = str | Sequence[int] | torch.Tensor
 
 
 def _finite(x: Any, what: str) -> float:
@@ -43,6 +44,10 @@ def _finite(x: Any, what: str) -> float:
 
 
 def _check_positions(p: Any) -> Positions:
+    if isinstance(p, torch.Tensor):
+        if p.dtype != torch.bool or p.ndim != 2:
+            raise SAEError(f"a positions mask is a [batch, pos] bool tensor, got {p.dtype} of shape {tuple(p.shape)}.")
+        return p
     if p in ("all", "firing"):
         return p
     if isinstance(p, str) or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in p):
@@ -50,8 +55,21 @@ def _check_positions(p: Any) -> Positions:
     return tuple(p)
 
 
+class _Checked:
+    """Checks an intervention's fields on construction: `positions`, and the field named by `number`
+    (Clamp's value, Add's alpha) made a finite float, with `number`'s words in the error."""
+
+    number: tuple[str, str] | None = None  # (field, how an error names it)
+
+    def __post_init__(self):
+        if self.number is not None:
+            field, what = self.number
+            object.__setattr__(self, field, _finite(getattr(self, field), what))
+        object.__setattr__(self, "positions", _check_positions(self.positions))
+
+
 @dataclass(frozen=True, eq=False)
-class Ablate:
+class Ablate(_Checked):
     unit: Any
     value: str = "zero"
     mean: float | None = None
@@ -62,7 +80,7 @@ class Ablate:
             raise SAEError(f"Ablate value must be 'zero' or 'mean', got {self.value!r}.")
         if self.mean is not None:
             object.__setattr__(self, "mean", _finite(self.mean, "the mean"))
-        object.__setattr__(self, "positions", _check_positions(self.positions))
+        super().__post_init__()
 
     def edit(self, old: torch.Tensor) -> torch.Tensor:
         if self.value == "zero":
@@ -72,28 +90,22 @@ class Ablate:
 
 
 @dataclass(frozen=True, eq=False)
-class Clamp:
+class Clamp(_Checked):
     unit: Any
     value: float
     positions: Positions = "all"
-
-    def __post_init__(self):
-        object.__setattr__(self, "value", _finite(self.value, "the clamp value"))
-        object.__setattr__(self, "positions", _check_positions(self.positions))
+    number = ("value", "the clamp value")
 
     def edit(self, old: torch.Tensor) -> torch.Tensor:
         return torch.full_like(old, self.value)
 
 
 @dataclass(frozen=True, eq=False)
-class Add:
+class Add(_Checked):
     unit: Any
     alpha: float
     positions: Positions = "all"
-
-    def __post_init__(self):
-        object.__setattr__(self, "alpha", _finite(self.alpha, "the strength alpha"))
-        object.__setattr__(self, "positions", _check_positions(self.positions))
+    number = ("alpha", "the strength alpha")
 
     def edit(self, old: torch.Tensor) -> torch.Tensor:
         return old + self.alpha
@@ -141,6 +153,11 @@ class Applied:
 
 def position_mask(positions: Positions, old: torch.Tensor, offset: int = 0) -> torch.Tensor | None:
     """[batch, pos] bool of where an edit applies (None: everywhere)."""
+    if isinstance(positions, torch.Tensor):
+        if positions.shape != old.shape:
+            raise SAEError(f"the positions mask has shape {tuple(positions.shape)} but the unit's values at this "
+                           f"forward pass have shape {tuple(old.shape)}.")
+        return positions.to(old.device)
     if positions == "all":
         return None
     if positions == "firing":

@@ -190,3 +190,37 @@ def test_bad_bases_and_unfittable_pca_are_refused_in_one_line(tiny_model, tmp_pa
     with pytest.raises(InterpError, match="pca basis of blocks.0.mlp.hook_post .64 dimensions. cannot be fit on 48"):
         run(tiny_model, [0], tmp_path / "y", DepthConfig(**{**CFG.__dict__, "fit_tokens": 48}))
     assert not (tmp_path / "y" / "saes").exists()  # refused before any SAE was trained
+
+
+def test_the_lexical_ceiling_and_the_density_matched_comparison_are_in_results_units_and_reports(tiny_model, tmp_path):
+    from analyses.lexical import lexical_ceiling
+
+    res = run(tiny_model, [1], tmp_path)
+    r = res["rows"][0]
+    assert set(r["lexical"]) == set(res["bases"])
+    units = json.loads((tmp_path / "layers" / "L01" / "units.json").read_text())
+    # one neuron half-unit of each side, recomputed from the model itself: the ceiling belongs to the right unit
+    _, cache = tiny_model.run_with_cache(HELD, names_filter="blocks.1.mlp.hook_post")
+    a = cache["blocks.1.mlp.hook_post"].numpy()
+    valid = np.ones(HELD.shape, dtype=bool)
+    valid[:, 0] = False
+    for side in "+-":
+        u = next(u for u in units["neurons"] if u["side"] == side)
+        x = np.maximum(a[..., u["unit"]] * (1 if side == "+" else -1), 0)[..., None]
+        want = lexical_ceiling(x, HELD.numpy(), valid=valid)
+        assert u["lexical"]["bigram"] == pytest.approx(float(want["bigram"][0]), abs=2e-3)
+        assert u["lexical"]["token_loo"] == pytest.approx(float(want["token_loo"][0]), abs=2e-3)
+    for b in res["bases"]:
+        s = r["lexical"][b]["bigram"]
+        vals = [u["lexical"]["bigram"] for u in units[b] if u["lexical"]["bigram"] is not None]
+        assert s["n"] == len(vals) and s["mean"] == pytest.approx(np.mean(vals))
+        assert 0 <= s["mean"] <= 1 and r["lexical"][b]["n_tokens"] == 24 * 16
+    # density-matched, against neurons and against the random null, with the raw difference beside it
+    d = r["density"]["neurons"]["differences"]["sae"]
+    raw = np.mean([u["top_random"] or 0 for u in units["sae"]]) - np.mean([u["top_random"] or 0 for u in units["neurons"]])
+    assert d["raw_difference"] == pytest.approx(raw) and d["n_units"] <= 6
+    assert set(r["density"]["random"]["differences"]) == {"neurons", "sae", "pca"}
+    assert res["lexical_text"] and res["density_text"]
+    md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    for text in (md, page):
+        assert "Lexical ceiling" in text and "bigram R²" in text and "Density-matched" in text and "within density bins" in text

@@ -146,3 +146,23 @@ def test_bad_units_and_strengths_are_one_clear_error(tiny_model):
         with pytest.raises(SAEError, match=msg), apply(tiny_model, [make()]):
             pass
     assert not tiny_model.hook_dict[HOOK]._forward_hooks
+
+
+@torch.no_grad()
+def test_a_bool_mask_of_positions_edits_exactly_there(tiny_model, tiny_windows):
+    toks = tiny_windows[:2]
+    mask = torch.rand(2, toks.shape[1], generator=torch.Generator().manual_seed(3)) > 0.5
+
+    def hand(act, hook):
+        a = act.clone()
+        a[..., 5] = torch.where(mask, torch.full_like(a[..., 5], 3.0), a[..., 5])
+        return a
+
+    want = tiny_model.run_with_hooks(toks, fwd_hooks=[("blocks.1.mlp.hook_post", hand)])
+    with apply(tiny_model, [Clamp(Neuron(1, 5), 3.0, positions=mask)]):
+        got = tiny_model(toks)
+    assert torch.allclose(got, want, atol=1e-6)
+    with pytest.raises(SAEError, match="bool tensor"):
+        Clamp(Neuron(1, 5), 3.0, positions=mask.float())
+    with pytest.raises(SAEError, match="positions mask has shape"), apply(tiny_model, [Clamp(Neuron(1, 5), 3.0, positions=mask[:1])]):
+        tiny_model(toks)

@@ -173,3 +173,10 @@ def test_cli_trains_and_writes_run_json(home, text, tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["arch"] == "crate" and run["final_heldout_loss"] > 0
     assert interp.load_model(out).cfg.d_mlp == 64
+
+
+@pytest.mark.parametrize("flag", ["--context-size", "--context"])
+def test_train_lm_reads_the_context_size_under_both_spellings(flag):
+    from interp.cli import build_parser
+
+    assert build_parser().parse_args(["train-lm", flag, "24", "--out", "x"]).context_size == 24

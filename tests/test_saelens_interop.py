@@ -1,5 +1,5 @@
 """SAE folders saved by SAELens 6.54.12 load here with the same encode/decode, and ours load in
-SAELens (issue 3). SAELens lives in its own overlay venv (scripts/saelens_env.sh) so that its
+SAELens. SAELens lives in its own overlay venv (scripts/saelens_env.sh) so that its
 dependencies stay out of ours; tests/saelens_roundtrip.py runs there and this test checks it."""
 
 import os

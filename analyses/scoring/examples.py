@@ -252,14 +252,12 @@ def collect_examples(
     batches: Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]],  # (tokens [w, ctx], {hook: acts [w, ctx, d]})
     features: torch.Tensor,  # [F] ids to keep
     split: str,
-    example_len: int = 32,
-    n_top: int = 20,
-    n_random: int = 20,
-    seed: int = 0,
-    device: torch.device | str | None = None,
+    *args,
+    **kwargs,
 ) -> SplitExamples:
-    """The streaming pass over one split: encode each batch once, keep every feature's examples."""
-    return collect_many({"": (dictionary, features)}, batches, split, example_len, n_top, n_random, seed, device)[""]
+    """The streaming pass over one split: encode each batch once, keep every feature's examples.
+    The arguments after `split` (example_len, n_top, n_random, seed, device, ...) are collect_many's."""
+    return collect_many({"": (dictionary, features)}, batches, split, *args, **kwargs)[""]
 
 
 def collect_many(

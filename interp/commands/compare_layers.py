@@ -34,12 +34,12 @@ def run(args) -> int:
         raise InterpError(f"--features-per-layer must be at least 1, not {args.features_per_layer}.")
     model = load_model(args.model, device=args.device)
     layers = parse_layers(args.layers, model.cfg.n_layers)
-    ctx = args.context_size
-    check_context(model, ctx)
+    context_size = args.context_size
+    check_context(model, context_size)
 
     def windows(split: str, tokens: int):
-        w = token_windows(args.text, model.tokenizer, context_size=ctx, split=split, max_tokens=tokens)
-        return w[: max(1, tokens // ctx)]
+        w = token_windows(args.text, model.tokenizer, context_size=context_size, split=split, max_tokens=tokens)
+        return w[: max(1, tokens // context_size)]
 
     train, heldout = windows("train", args.tokens), windows("heldout", args.heldout_tokens)
     scoring = ScoringConfig()

@@ -26,9 +26,9 @@ def run(args) -> int:
         raise InterpError(f"the SAE reads {sae.cfg.d_in} numbers at {sae.cfg.hook_name} but {model.cfg.model_name} has "
                           f"{width} there: the SAE belongs to another model or hook; give its own --model.")
     sae = sae.to(next(model.parameters()).device)
-    ctx = args.context_size or sae.cfg.extra.get("context_size") or 128
-    check_context(model, ctx)
-    windows = token_windows(args.text, model.tokenizer, context_size=ctx, split=args.split, max_tokens=args.tokens)
+    context_size = args.context_size or sae.cfg.extra.get("context_size") or 128
+    check_context(model, context_size)
+    windows = token_windows(args.text, model.tokenizer, context_size=context_size, split=args.split, max_tokens=args.tokens)
     metrics = evaluate_sae(sae, model, windows, batch_size=args.batch_size, progress=True)
     out = Path(args.out or args.sae_dir)
     out.mkdir(parents=True, exist_ok=True)

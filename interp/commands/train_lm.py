@@ -22,7 +22,7 @@ def _train(args, device) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = LMConfig(arch=args.arch, n_layers=args.layers, d_model=args.d_model, n_heads=args.heads,
-                   n_ctx=args.context, seed=args.seed)
+                   n_ctx=args.context_size, seed=args.seed)
     tcfg = TrainLMConfig(tokens=args.tokens, batch_size=args.batch_size, lr=args.lr, min_lr_ratio=args.min_lr_ratio,
                          warmup_steps=args.warmup, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
                          eval_every=args.eval_every, eval_tokens=args.eval_tokens,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
+from interp.configs import DictConfig
 from interp.errors import InterpError
 
 ARCHS = ("gpt2", "crate")
 
 
 @dataclass
-class LMConfig:
+class LMConfig(DictConfig):
     arch: str = "gpt2"  # gpt2 | crate
     n_layers: int = 1
     d_model: int = 128
@@ -52,17 +53,9 @@ class LMConfig:
             dtype=__import__("torch").float32,
         )
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LMConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
 
 @dataclass
-class TrainLMConfig:
+class TrainLMConfig(DictConfig):
     tokens: int = 2_000_000  # training tokens (steps = tokens / (batch_size * n_ctx))
     batch_size: int = 32  # windows per step
     lr: float = 2e-3  # peak AdamW learning rate
@@ -88,11 +81,3 @@ class TrainLMConfig:
             raise InterpError(f"the learning rate must be positive, not {self.lr}.")
         if min(self.eval_every, self.checkpoint_every) < 1:
             raise InterpError("--eval-every and --checkpoint-every must be at least 1 step.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainLMConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})

@@ -66,10 +66,10 @@ def train_lm(
         progress, log = False, lambda s: None
     with distributed.main_first():  # rank 0 trains the BPE and fills the token cache; the others then read them
         tokenizer = lm_tokenizer(vocab, text, tcfg.heldout_fraction)
-        ctx = cfg.n_ctx
-        train = token_windows(text, tokenizer, context_size=ctx, split="train", heldout_fraction=tcfg.heldout_fraction)
-        heldout = token_windows(text, tokenizer, context_size=ctx, split="heldout", max_tokens=tcfg.eval_tokens,
-                                heldout_fraction=tcfg.heldout_fraction)[: max(1, tcfg.eval_tokens // ctx)]
+        n_ctx = cfg.n_ctx
+        train = token_windows(text, tokenizer, context_size=n_ctx, split="train", heldout_fraction=tcfg.heldout_fraction)
+        heldout = token_windows(text, tokenizer, context_size=n_ctx, split="heldout", max_tokens=tcfg.eval_tokens,
+                                heldout_fraction=tcfg.heldout_fraction)[: max(1, tcfg.eval_tokens // n_ctx)]
     cfg = replace(cfg, d_vocab=len(tokenizer))
     model = build_model(cfg, tokenizer, name=out.resolve().name).to(dev, print_details=False)
     trainer = LMTrainer(model, tcfg, train, heldout)
@@ -90,9 +90,9 @@ def train_lm(
         if main:
             clear_checkpoints(out)  # a fresh run: an older run's checkpoints must not outrank ours
     params = count_parameters(model)
-    log(f"training {cfg.arch} {cfg.n_layers}L d_model={cfg.d_model} heads={cfg.n_heads} ctx={ctx} vocab={cfg.d_vocab} "
-        f"({params['total']:,} parameters, {params['blocks']:,} in blocks): {steps} steps of {tcfg.batch_size}x{ctx} tokens, "
-        f"{len(train) * ctx:,} train tokens ({steps * tcfg.batch_size / len(train):.2f} epochs), "
+    log(f"training {cfg.arch} {cfg.n_layers}L d_model={cfg.d_model} heads={cfg.n_heads} n_ctx={n_ctx} vocab={cfg.d_vocab} "
+        f"({params['total']:,} parameters, {params['blocks']:,} in blocks): {steps} steps of {tcfg.batch_size}x{n_ctx} tokens, "
+        f"{len(train) * n_ctx:,} train tokens ({steps * tcfg.batch_size / len(train):.2f} epochs), "
         f"held-out loss on {heldout.numel():,} tokens" + (f", on {world} ranks" if world > 1 else ""))
 
     def evaluate(step: int) -> None:
@@ -102,9 +102,9 @@ def train_lm(
         distributed.barrier()
 
     def _evaluate(step: int) -> None:
-        entry = {"step": step, "tokens": step * tcfg.batch_size * ctx, "heldout_loss": round(trainer.evaluate(), 5),
+        entry = {"step": step, "tokens": step * tcfg.batch_size * n_ctx, "heldout_loss": round(trainer.evaluate(), 5),
                  "train_loss": round(run_loss[0] / run_loss[1], 5) if run_loss[1] else None,
-                 "seconds": round(seconds, 2), "tokens_per_second": round(step * tcfg.batch_size * ctx / seconds) if seconds else None}
+                 "seconds": round(seconds, 2), "tokens_per_second": round(step * tcfg.batch_size * n_ctx / seconds) if seconds else None}
         history.append(entry)
         run_loss[:] = [0.0, 0]
 
@@ -137,7 +137,7 @@ def train_lm(
                 checkpoint(step)
             bar.update(1)
             held = history[-1]["heldout_loss"] if history else math.nan
-            speed = (step - start) * tcfg.batch_size * ctx / max(session_seconds, 1e-9)
+            speed = (step - start) * tcfg.batch_size * n_ctx / max(session_seconds, 1e-9)
             bar.set_postfix_str(f"loss={ema:.3f} held-out={held:.3f} tok/s={speed:,.0f}", refresh=False)
     except TrainingDiverged as e:
         done = checkpoint_steps(out)
@@ -150,9 +150,9 @@ def train_lm(
         return {"step": step, "steps": steps, "history": history}
     evaluate(steps)
     summary = {
-        "steps": steps, "tokens": steps * tcfg.batch_size * ctx, "text": text, "vocab": vocab,
+        "steps": steps, "tokens": steps * tcfg.batch_size * n_ctx, "text": text, "vocab": vocab,
         "train_config": tcfg.to_dict(), "parameters": params, "seconds": round(seconds, 1),
-        "tokens_per_second": round(steps * tcfg.batch_size * ctx / max(seconds, 1e-9)),
+        "tokens_per_second": round(steps * tcfg.batch_size * n_ctx / max(seconds, 1e-9)),
         "final_heldout_loss": history[-1]["heldout_loss"] if main else None, "heldout_tokens": int(heldout.numel()),
         "train_tokens_available": int(train.numel()), "history": history,
     }

@@ -40,10 +40,10 @@ class NextTokenLoss(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # tokens [batch, ctx] -> scalar
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # tokens [batch, n_ctx] -> scalar
         m = self.model
-        resid = m(tokens, stop_at_layer=m.cfg.n_layers)  # [batch, ctx, d_model], after the last block
-        logits = m.unembed(m.ln_final(resid[:, :-1]))  # [batch, ctx - 1, d_vocab]
+        resid = m(tokens, stop_at_layer=m.cfg.n_layers)  # [batch, n_ctx, d_model], after the last block
+        logits = m.unembed(m.ln_final(resid[:, :-1]))  # [batch, n_ctx - 1, d_vocab]
         return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
 
 
@@ -54,8 +54,8 @@ class LMTrainer:
         # global gradient even when B does not split evenly; the buffers (causal masks) are constants
         self.loss = distributed.data_parallel(NextTokenLoss(model), gradients="sum", sync_buffers=False)
         self.rows = slice(*distributed.shard_range(cfg.batch_size))  # this rank's rows of every batch
-        self.train_windows = train_windows  # [n, ctx] int64
-        self.heldout_windows = heldout_windows  # [m, ctx]: every evaluation uses these same windows
+        self.train_windows = train_windows  # [n, n_ctx] int64
+        self.heldout_windows = heldout_windows  # [m, n_ctx]: every evaluation uses these same windows
         self.steps = cfg.steps(train_windows.shape[1])
         self.device = next(model.parameters()).device
         self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -76,7 +76,7 @@ class LMTrainer:
         low = cfg.lr * cfg.min_lr_ratio
         return low + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - low)
 
-    def batch_at(self, step: int) -> torch.Tensor:  # [batch_size, ctx]
+    def batch_at(self, step: int) -> torch.Tensor:  # [batch_size, n_ctx]
         n, b = len(self.train_windows), self.cfg.batch_size
         rows = []
         for i in range(step * b, step * b + b):
@@ -93,11 +93,11 @@ class LMTrainer:
 
     # ---- one step --------------------------------------------------------------------------
     def step(self, batch: torch.Tensor) -> float:
-        """One optimisation step on the global batch of token windows [B, ctx] (this rank computes
+        """One optimisation step on the global batch of token windows [B, n_ctx] (this rank computes
         its rows only); returns the whole batch's mean loss, the same on every rank."""
         model = self.model
         model.train()
-        mine = batch[self.rows]  # [B / world_size, ctx]
+        mine = batch[self.rows]  # [B / world_size, n_ctx]
         loss = self.loss(mine.to(self.device))
         if len(mine) != len(batch):
             loss = loss * (len(mine) / len(batch))
@@ -122,7 +122,7 @@ class LMTrainer:
         total, count = 0.0, 0
         for i in range(0, len(self.heldout_windows), self.cfg.batch_size):
             batch = self.heldout_windows[i : i + self.cfg.batch_size].to(self.device)
-            per_token = self.model(batch, return_type="loss", loss_per_token=True)  # [b, ctx - 1]
+            per_token = self.model(batch, return_type="loss", loss_per_token=True)  # [b, n_ctx - 1]
             total += float(per_token.sum())
             count += per_token.numel()
         return total / count

@@ -39,6 +39,7 @@ from analyses.depth_bases import (
     score_bases,
     write_units,
 )
+from analyses.depth_calibration import layer_density, layer_lexical
 from analyses.report import summarize, write_reports
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
@@ -83,8 +84,8 @@ class DepthConfig:
 def compare_layers(
     model,
     layers: list[int],
-    train_windows: torch.Tensor,  # [n, ctx] token ids: recorded, trains the SAEs, explains features
-    heldout_windows: torch.Tensor,  # [m, ctx]: every layer is scored and evaluated on these
+    train_windows: torch.Tensor,  # [n, context_size] token ids: recorded, trains the SAEs, explains features
+    heldout_windows: torch.Tensor,  # [m, context_size]: every layer is scored and evaluated on these
     out: str | Path,
     cfg: DepthConfig = DepthConfig(),
     tokenizer=None,
@@ -275,16 +276,21 @@ def score_layer(model, layer: int, hook: str, saes: dict, quality: dict, train: 
                                _device(model))
     nb = cfg.scoring.n_boot
     rows = basis_rows(results, hook, bases, nb, cfg.seed)
+    t3 = time.perf_counter()
+    lexical = layer_lexical(folder, rows, heldout_windows, nb, cfg.seed)  # from the heldout_acts files just written
+    density = layer_density(rows, "top_random", nb, cfg.seed)
     write_units(folder, rows)
     meta = next(iter(results.values())).meta
     row = {"layer": layer, "hook": hook, "bases": rows, "fits": fits,
            "calibrated": {k: calibrated(rows, "random", k, nb, cfg.seed) for k in ("top_random", "random_only", "bands", "detection")},
+           "lexical": lexical, "density": density,
            "sae_quality": sae_quality, "random_model_sae_quality": random_quality}
     row["text"] = {"train_tokens_sha256": train.manifest["header"]["tokens_sha256"],
                    "heldout_tokens_sha256": held.manifest["header"]["tokens_sha256"],
                    "n_train_tokens": meta["n_train_tokens"], "n_heldout_tokens": meta["n_heldout_tokens"],
                    "heldout_random_examples": meta["heldout_random_examples"]}
-    row["seconds"] = {"evaluate_sae": round(t1 - t0, 1), "fit_bases": round(t2 - t1, 1), "score": round(time.perf_counter() - t2, 1)}
+    row["seconds"] = {"evaluate_sae": round(t1 - t0, 1), "fit_bases": round(t2 - t1, 1), "score": round(t3 - t2, 1),
+                      "lexical_and_density": round(time.perf_counter() - t3, 1)}
     write_json_atomic(folder / DONE, row)
     return row
 

@@ -41,7 +41,7 @@ def sae_folder(root: Path, hook: str, i: int) -> Path:
 
 def heldout_ev(sae, cache, hook: str, n_tokens: int) -> float:
     """EV of `sae` on the first n_tokens held-out tokens of `cache` (BOS positions left out)."""
-    ctx, xs, got = cache.context_size, [], 0
+    context_size, xs, got = cache.context_size, [], 0
     for _, acts in cache.iter_windows([hook], 32):
         x = acts[hook][:, 1:].reshape(-1, acts[hook].shape[-1])
         xs.append(x)
@@ -50,7 +50,7 @@ def heldout_ev(sae, cache, hook: str, n_tokens: int) -> float:
             break
     if not xs:
         raise InterpError(f"the held-out recording {cache.path} holds no tokens; record some.")
-    x = torch.cat(xs)[: max(n_tokens, ctx - 1)].to(sae.W_dec.device)
+    x = torch.cat(xs)[: max(n_tokens, context_size - 1)].to(sae.W_dec.device)
     with torch.no_grad():
         return saelib.metrics.explained_variance(x, sae(x))
 

@@ -1,20 +1,18 @@
-"""The options of `interp ablate` (its code: interp/commands/ablate.py). Light imports only."""
+"""The options of `interp ablate` (its code: interp/commands/ablate.py); light imports only (see common.py)."""
 
 from __future__ import annotations
 
-import argparse
-
+from interp.commands.options.common import command
 from interp.commands.options.unit import add_unit_args
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "ablate",
+    p = command(
+        sub, "ablate",
         help="the change in next-token loss when one unit is ablated, where it fires and elsewhere",
         description="Run held-out text with one feature, neuron or direction ablated (set to zero, or to its mean "
         "over the text) and print the change in next-token cross-entropy at the positions where the unit fires "
         "(value > 0) and elsewhere, with standard errors over positions.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_unit_args(p)
     p.add_argument("--value", default="zero", choices=["zero", "mean"])

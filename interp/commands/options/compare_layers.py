@@ -1,17 +1,14 @@
-"""The options of `interp compare-layers` (its code: interp/commands/compare_layers.py). Light imports only, so that
-`interp --help` and argument errors answer at once."""
+"""The options of `interp compare-layers` (its code: interp/commands/compare_layers.py); light imports only (see common.py)."""
 
 from __future__ import annotations
 
-import argparse
-
+from interp.commands.options.common import add_hooks, command
 from interp.commands.options.text import add_decoding
-from interp.sites import SITES
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "compare-layers",
+    p = command(
+        sub, "compare-layers",
         help="score neurons, SAE features and null bases at every layer: a depth report (HTML + markdown)",
         description="Record train and held-out activations of every requested layer (one forward pass per split), "
         "train --seeds SAEs per layer from that recording (optionally to a matched held-out EV), then per layer: "
@@ -19,11 +16,8 @@ def add_parser(sub) -> None:
         "(--bases: neurons, SAE features and nulls), explained on the train split and simulated on the same held-out "
         "text for every layer, each with a 95% bootstrap CI and minus the random-direction null of the same layer. Writes OUT/report.html, OUT/report.md and "
         "OUT/results.json. Rerunning the same command skips finished layers; adding layers scores only the new ones.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", default="smollm2-135m", help="model name (smollm2-135m, gpt2, ...) or a local folder")
-    p.add_argument("--layers", default="all", help="'all', a list like 0,4,8, or a range like 0-3")
-    p.add_argument("--site", default="mlp_post", choices=list(SITES), help="which activation of each block")
+    add_hooks(p, layers_example="0,4,8", site="mlp_post", site_help="which activation of each block")
     p.add_argument("--arch", default="topk", help="SAE architecture: relu | topk | batchtopk | jumprelu")
     p.add_argument("--k", type=int, default=32, help="active latents per token (topk, batchtopk)")
     p.add_argument("--expansion", type=int, default=4, help="d_sae = expansion * d_in")

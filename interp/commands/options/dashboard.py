@@ -1,22 +1,19 @@
-"""The options of `interp dashboard` (its code: interp/commands/dashboard.py). Light imports only, so that
-`interp --help` and argument errors answer at once."""
+"""The options of `interp dashboard` (its code: interp/commands/dashboard.py); light imports only (see common.py)."""
 
 from __future__ import annotations
 
-import argparse
-
+from interp.commands.options.common import command
 from interp.commands.options.text import add_decoding
 from interp.sites import SITES
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "dashboard",
+    p = command(
+        sub, "dashboard",
         help="build feature dashboards (static HTML) for an SAE or a layer's neurons",
         description="Compute per-feature statistics (top examples with context, samples from activation bands, "
         "density, histograms, logit effects, nearest features) in one pass over an activation cache, and write "
         "an index page, one page per feature and a prompt view as static HTML that opens from disk with no network.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("sae_dir", nargs="?", metavar="SAE_DIR", help="the SAE folder (cfg.json + sae_weights.safetensors); omit with --neurons")
     src = p.add_mutually_exclusive_group(required=True)

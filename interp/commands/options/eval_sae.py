@@ -1,21 +1,18 @@
-"""The options of `interp eval-sae` (its code: interp/commands/eval_sae.py). Light imports only, so that
-`interp --help` and argument errors answer at once."""
+"""The options of `interp eval-sae` (its code: interp/commands/eval_sae.py); light imports only (see common.py)."""
 
 from __future__ import annotations
 
-import argparse
-
+from interp.commands.options.common import command
 from interp.commands.options.text import add_decoding
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "eval-sae",
+    p = command(
+        sub, "eval-sae",
         help="evaluate a saved SAE on held-out text: metrics.json and a table",
         description="Run held-out text through the SAE's model, splice the SAE's reconstruction in at its hook, "
         "and report l0, mse, explained_variance, fvu, cosine, l2_ratio, ce_loss_score, kl_div_score, dead and "
         "dense fractions (SAELens names). Writes DIR/metrics.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("sae_dir", help="an SAE folder (cfg.json + sae_weights.safetensors), ours or SAELens's")
     p.add_argument("--model", default=None, help="model to evaluate in (default: the SAE's model_name)")

@@ -1,27 +1,21 @@
-"""The options of `interp record` (its code: interp/commands/record.py). Light imports only, so that
-`interp --help` and argument errors answer at once."""
+"""The options of `interp record` (its code: interp/commands/record.py); light imports only (see common.py)."""
 
 from __future__ import annotations
 
-import argparse
-
+from interp.commands.options.common import add_hooks, command
 from interp.commands.options.text import add_decoding
-from interp.sites import SITES
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "record",
+    p = command(
+        sub, "record",
         help="record activations of many layers in one forward pass into a disk cache",
         description="Run text through a model once, stopped at the deepest layer asked for, and store every "
         "requested hook point as memory-mapped shards with a manifest. Rerunning the same command resumes. "
         "Under `torchrun --nproc-per-node N -m interp record ...` the ranks record their share of the shards "
         "into the same folder, and rank 0 writes one manifest (docs/distributed.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", default="smollm2-135m", help="model name (smollm2-135m, gpt2, ...) or a local folder")
-    p.add_argument("--layers", default="all", help="'all', a list like 0,6,11, or a range like 0-3")
-    p.add_argument("--site", default="resid_post", choices=list(SITES), help="which activation in each block")
+    add_hooks(p, layers_example="0,6,11", site="resid_post", site_help="which activation in each block")
     p.add_argument("--tokens", type=int, default=100_000, help="how many tokens to record")
     p.add_argument("--out", required=True, help="the cache folder to write (or resume)")
     p.add_argument("--text", default="offline", help="text source: 'offline', a file, folder or glob, or a Hugging Face dataset name")

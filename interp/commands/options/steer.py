@@ -1,19 +1,17 @@
-"""The options of `interp steer` (its code: interp/commands/steer.py). Light imports only."""
+"""The options of `interp steer` (its code: interp/commands/steer.py); light imports only (see common.py)."""
 
 from __future__ import annotations
 
-import argparse
-
+from interp.commands.options.common import command
 from interp.commands.options.unit import add_unit_args
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "steer",
+    p = command(
+        sub, "steer",
         help="generate default and steered text side by side, editing one feature, neuron or direction",
         description="Continue --prompt with and without an edit of one unit (the same seed for both), print the "
         "two side by side, and the largest changes in next-token probability after the prompt.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_unit_args(p)
     p.add_argument("--mode", default="add", choices=["add", "clamp", "ablate"])

@@ -1,16 +1,14 @@
-"""The options of `interp train-lm` (its code: interp/commands/train_lm.py). Light imports only, so that
-`interp --help` and argument errors answer at once."""
+"""The options of `interp train-lm` (its code: interp/commands/train_lm.py); light imports only (see common.py)."""
 
 from __future__ import annotations
 
-import argparse
-
+from interp.commands.options.common import command
 from interp.commands.options.text import add_decoding
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "train-lm",
+    p = command(
+        sub, "train-lm",
         help="train a GPT-2 or CRATE language model from scratch",
         description="Train a small GPT-2 or CRATE (white-box, CRATE-LM paper) language model on a text source, "
         "nanoGPT-style: AdamW, warm-up then cosine decay, gradient clipping, held-out loss at intervals, "
@@ -23,13 +21,13 @@ def add_parser(sub) -> None:
         "Under `torchrun --nproc-per-node N -m interp train-lm ...` the same command trains data-parallel: "
         "--batch-size stays the global batch, each rank computes its part of every batch, rank 0 evaluates and "
         "writes OUT, and a run resumes on any number of ranks (docs/distributed.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--arch", choices=["gpt2", "crate"], default="gpt2", help="architecture")
     p.add_argument("--layers", type=int, default=1, help="number of blocks")
     p.add_argument("--d-model", type=int, default=128, help="residual stream width")
     p.add_argument("--heads", type=int, default=4, help="attention heads (d_head = d_model / heads)")
-    p.add_argument("--context", type=int, default=128, help="tokens per window (n_ctx)")
+    p.add_argument("--context-size", "--context", dest="context_size", type=int, default=128,
+                   help="tokens per window (n_ctx); --context is its old spelling")
     p.add_argument("--vocab", default="bpe-4096",
                    help="gpt2 (50,257 tokens) or bpe-N: a byte-level BPE of N tokens trained on the text's train split")
     p.add_argument("--tokens", type=int, default=2_000_000, help="training tokens")

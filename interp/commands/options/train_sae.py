@@ -1,17 +1,15 @@
-"""The options of `interp train-sae` (its code: interp/commands/train_sae.py). Light imports only, so that
-`interp --help` and argument errors answer at once."""
+"""The options of `interp train-sae` (its code: interp/commands/train_sae.py); light imports only (see common.py)."""
 
 from __future__ import annotations
 
-import argparse
-
+from interp.commands.options.common import command
 from interp.commands.options.text import add_decoding
 from interp.sites import SITES
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "train-sae",
+    p = command(
+        sub, "train-sae",
         help="train sparse autoencoders on one or several layers",
         description="Train an SAE per layer. Activations come straight from the model (one forward pass feeds "
         "every layer's SAE) or from a cache written by `interp record` (--activations). Rerunning the same "
@@ -19,7 +17,6 @@ def add_parser(sub) -> None:
         "several layers: --out holds one folder per hook. Under `torchrun --nproc-per-node N -m interp train-sae ...` "
         "the same command trains data-parallel: --batch-size stays the global batch, each rank takes its part of "
         "every batch, rank 0 writes the outputs, and a run resumes on any number of ranks (docs/distributed.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", default="smollm2-135m", help="model name or local folder (ignored with --activations)")
     p.add_argument("--layer", "--layers", dest="layers", default=None,
