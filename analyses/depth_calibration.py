@@ -25,10 +25,12 @@ from analyses.density import density_matched
 from analyses.lexical import ceiling_of_file, summarize_ceiling
 from analyses.scoring.kinds import CHANCE
 from analyses.scoring.results import HELDOUT_FILE
+from analyses.trend import depth_trend
 from interp.errors import InterpError
 
 LEX_KEYS = ("token", "token_loo", "token_adj", "bigram", "bigram_loo", "bigram_adj")
 REFERENCES = ("neurons", "random")
+CEILING_EDGES = np.linspace(0.0, 1.0, 6)  # bins of the in-sample bigram ceiling, 0.2 wide
 SEEDED_FOLDERS = ("sae", "random", "rotated", "sae-random-model")
 
 
@@ -84,6 +86,50 @@ def layer_density(rows: dict, kind: str = "top_random", n_boot: int = 1000, seed
     return out
 
 
+def ceiling_matched(rows: dict, kind: str = "top_random", n_boot: int = 1000, seed: int = 0) -> dict:
+    """As layer_density, with units binned by their in-sample bigram ceiling (CEILING_EDGES) instead:
+    bases compared among units a token explainer could read equally well. Units constant on the
+    held-out text (no ceiling) and units of ceiling 0 are left out and counted."""
+    data = {}
+    for b, r in rows.items():
+        us = [u for u in r["units"] if (u.get("lexical") or {}).get("bigram") is not None]
+        data[b] = (np.array([u["lexical"]["bigram"] for u in us]),
+                   np.array([CHANCE[kind] if u[kind] is None else u[kind] for u in us]))
+    out = {}
+    for ref in REFERENCES:
+        if ref not in data or len(data) < 2:
+            continue
+        res = density_matched(data, reference=ref, edges=CEILING_EDGES, n_boot=n_boot, seed=seed)
+        for b, d in res["differences"].items():
+            d["raw_difference"] = float(data[b][1].mean() - data[ref][1].mean())
+        res["kind"] = kind
+        out[ref] = res
+    return out
+
+
+def ceiling_trends(rows: list[dict], bases: list[str], n_boot: int = 1000, seed: int = 0, key: str = "bigram") -> dict:
+    """analyses.trend.depth_trend of each basis's lexical ceiling (`key`, undefined units left out),
+    raw and minus the random null's mean of the same layer and seed index."""
+    out = {"raw": {}, "minus_random": {}}
+    if len(rows) < 2 or not all(r.get("lexical") for r in rows):
+        return out
+
+    def by_seed(r, b):
+        us = r["bases"][b]["units"]
+        return [np.array([u["lexical"][key] for u in us if u["seed"] == i and u["lexical"][key] is not None])
+                for i in sorted({u["seed"] for u in us})]
+
+    for b in bases:
+        out["raw"][b] = depth_trend({r["layer"]: by_seed(r, b) for r in rows}, n_boot, seed)
+        if "random" in bases and b != "random":
+            cal = {}
+            for r in rows:
+                null = [float(v.mean()) for v in by_seed(r, "random")]
+                cal[r["layer"]] = [v - null[min(i, len(null) - 1)] for i, v in enumerate(by_seed(r, b))]
+            out["minus_random"][b] = depth_trend(cal, n_boot, seed)
+    return out
+
+
 # --- across layers ------------------------------------------------------------------------------
 
 def _ci(m: dict, sign: bool = False) -> str:
@@ -107,12 +153,13 @@ def lexical_table(results: dict, names: dict) -> tuple[list[str], list[list[str]
     return head, rows
 
 
-def density_table(results: dict, names: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["layer", "basis", "reference", "raw difference of means", "within density bins [95% CI]",
+def density_table(results: dict, names: dict, key: str = "density") -> tuple[list[str], list[list[str]]]:
+    what = "density" if key == "density" else "lexical-ceiling"
+    head = ["layer", "basis", "reference", "raw difference of means", f"within {what} bins [95% CI]",
             "bins shared", "units in shared bins (basis / reference)"]
     rows = []
     for r in results["rows"]:
-        for ref, res in (r.get("density") or {}).items():
+        for ref, res in (r.get(key) or {}).items():
             for b, d in res["differences"].items():
                 if b == ref or (ref == "neurons" and b == "random"):
                     continue
@@ -123,10 +170,14 @@ def density_table(results: dict, names: dict) -> tuple[list[str], list[list[str]
     return head, rows
 
 
-def summary_text(results: dict, names: dict) -> tuple[list[str], list[str]]:
-    """(lexical sentences, density sentences) for the report; empty lists when the rows lack them."""
+def ceiling_table(results: dict, names: dict) -> tuple[list[str], list[list[str]]]:
+    return density_table(results, names, "ceiling_matched")
+
+
+def summary_text(results: dict, names: dict) -> tuple[list[str], list[str], list[str]]:
+    """(lexical, ceiling-matched and density sentences) for the report; empty lists when the rows lack them."""
     rows = results["rows"]
-    lex, den = [], []
+    lex, ceil, den = [], [], []
     if all(r.get("lexical") for r in rows):
         first = rows[0]["lexical"][next(iter(rows[0]["lexical"]))]
         lex.append("Lexical ceiling: per unit, the R² of the best lookup table from token identity, and from (previous "
@@ -141,6 +192,12 @@ def summary_text(results: dict, names: dict) -> tuple[list[str], list[str]]:
             lex.append(f"{names.get(b, b)}: bigram ceiling by layer "
                        + ", ".join("n/a" if v is None else f"{v:.3f}" for v in vals) + " (leave-one-out "
                        + ", ".join("n/a" if v is None else f"{v:.3f}" for v in loo) + ").")
+        for which, label in (("raw", "bigram ceiling (in-sample)"), ("minus_random", "bigram ceiling minus random directions'")):
+            for b, t in (results.get("ceiling_trend") or {}).get(which, {}).items():
+                lex.append(f"Trend with depth, {names.get(b, b)} {label}: " + " ".join(t["text"]))
+        ceil.append("Ceiling-matched: units binned by their in-sample bigram ceiling (bins 0.2 "
+                   "wide), and a basis's top-and-random correlation compared with the reference's among units a token "
+                   "explainer could read equally well, pooled over shared bins as in the density-matched comparison.")
     if all(r.get("density") for r in rows):
         den.append("Density-matched: units binned by firing density on the train split (log bins, one per decade); "
                    "within each bin a basis's mean top-and-random correlation (undefined at 0) minus the reference's, "
@@ -155,4 +212,12 @@ def summary_text(results: dict, names: dict) -> tuple[list[str], list[str]]:
                 den.append(f"{names.get(b, b)} − {names.get(ref, ref)} within density bins, by layer: "
                            + ", ".join("n/a" if c is None or c["mean"] is None else f"{c['mean']:+.3f}" for c in cells)
                            + " (raw: " + ", ".join("n/a" if c is None else f"{c['raw_difference']:+.3f}" for c in cells) + ").")
-    return lex, den
+        for ref in REFERENCES:
+            for b in results["bases"]:
+                cells = [(r.get("ceiling_matched") or {}).get(ref, {}).get("differences", {}).get(b) for r in rows]
+                if b == ref or (ref == "neurons" and b == "random") or not any(cells):
+                    continue
+                ceil.append(f"{names.get(b, b)} − {names.get(ref, ref)} within ceiling bins, by layer: "
+                            + ", ".join("n/a" if c is None or c["mean"] is None else f"{c['mean']:+.3f}" for c in cells)
+                            + " (raw: " + ", ".join("n/a" if c is None else f"{c['raw_difference']:+.3f}" for c in cells) + ").")
+    return lex, ceil, den

@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from analyses.bases import SIGN_RULE
-from analyses.depth_calibration import density_table, lexical_table, summary_text
+from analyses.depth_calibration import (
+    ceiling_matched,
+    ceiling_table,
+    ceiling_trends,
+    density_table,
+    lexical_table,
+    summary_text,
+)
 from analyses.scoring.kinds import CHANCE, KIND_NAMES, KINDS
 from analyses.trend import depth_trend
 
@@ -28,6 +35,7 @@ COLORS = {"neurons": "#1f77b4", "sae": "#d62728", "random": "#7f7f7f", "rotated"
 
 # the calibrations of analyses/depth_calibration.py: (results key of their sentences, heading, table)
 EXTRAS = (("lexical_text", "Lexical ceiling: what token and bigram identity can explain at each depth", lexical_table),
+          ("ceiling_text", "Ceiling-matched comparison", ceiling_table),
           ("density_text", "Density-matched comparison", density_table))
 
 
@@ -57,7 +65,11 @@ def summarize(model_name: str, rows: list[dict], settings: dict, cfg, training: 
         "sign_rule": SIGN_RULE, "target_missed": missed,
         "same_heldout_text": len(heldout) == 1, "settings": settings, "seconds": seconds,
     }
-    results["lexical_text"], results["density_text"] = summary_text(results, BASIS_NAMES)
+    for r in rows:  # from the units' ceilings, so a finished run gets them when it is summarised again
+        if r.get("lexical"):
+            r["ceiling_matched"] = ceiling_matched(r["bases"], "top_random", cfg.scoring.n_boot, cfg.seed)
+    results["ceiling_trend"] = ceiling_trends(rows, bases, cfg.scoring.n_boot, cfg.seed)
+    results["lexical_text"], results["ceiling_text"], results["density_text"] = summary_text(results, BASIS_NAMES)
     return results
 
 

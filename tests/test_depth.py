@@ -195,7 +195,7 @@ def test_bad_bases_and_unfittable_pca_are_refused_in_one_line(tiny_model, tmp_pa
 def test_the_lexical_ceiling_and_the_density_matched_comparison_are_in_results_units_and_reports(tiny_model, tmp_path):
     from analyses.lexical import lexical_ceiling
 
-    res = run(tiny_model, [1], tmp_path)
+    res = run(tiny_model, [1, 2], tmp_path)
     r = res["rows"][0]
     assert set(r["lexical"]) == set(res["bases"])
     units = json.loads((tmp_path / "layers" / "L01" / "units.json").read_text())
@@ -220,7 +220,15 @@ def test_the_lexical_ceiling_and_the_density_matched_comparison_are_in_results_u
     raw = np.mean([u["top_random"] or 0 for u in units["sae"]]) - np.mean([u["top_random"] or 0 for u in units["neurons"]])
     assert d["raw_difference"] == pytest.approx(raw) and d["n_units"] <= 6
     assert set(r["density"]["random"]["differences"]) == {"neurons", "sae", "pca"}
-    assert res["lexical_text"] and res["density_text"]
+    # ceiling-matched: the same comparison within bins of the bigram ceiling; the ceiling's own trend with depth
+    c = r["ceiling_matched"]["random"]
+    assert c["edges"] == pytest.approx(np.linspace(0, 1, 6).tolist()) and set(c["differences"]) == {"neurons", "sae", "pca"}
+    assert sum(b["bases"]["sae"]["n"] for b in c["bins"]) + c["n_zero_density"]["sae"] == len(vals_sae := [
+        u for u in units["sae"] if u["lexical"]["bigram"] is not None])
+    assert res["ceiling_trend"]["raw"]["sae"]["layers"][0]["mean"] == pytest.approx(np.mean([u["lexical"]["bigram"] for u in vals_sae]))
+    assert [x["depth"] for x in res["ceiling_trend"]["minus_random"]["neurons"]["layers"]] == [1, 2]
+    assert res["lexical_text"] and res["density_text"] and res["ceiling_text"]
     md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
     for text in (md, page):
         assert "Lexical ceiling" in text and "bigram R²" in text and "Density-matched" in text and "within density bins" in text
+        assert "Ceiling-matched" in text and "within lexical-ceiling bins" in text
