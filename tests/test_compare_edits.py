@@ -3,6 +3,7 @@ sufficient and cheap, random directions are not; the zero edit is exact with the
 without it; reruns skip finished layers; bad requests are one line."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -135,3 +136,25 @@ def test_spearman_and_the_density_draw():
     ids = E.pick_across_densities(dens, ok, 5)
     assert len(ids) == 5 and all(ok[i] for i in ids)
     assert min(dens[ids]) < 0.1 and max(dens[ids]) > 0.85
+
+
+def test_readability_scores_pick_the_units_and_are_rank_correlated(tiny_model, tmp_path):
+    """With a compare-layers run's units.json, only its scored units are drawn, each carries its
+    score, and the summary holds Spearman's rho over them."""
+    scored = {5: 0.9, 11: 0.1, 20: 0.5, 33: 0.7, 41: 0.3, 60: 0.2}
+    folder = tmp_path / "depth" / "layers" / f"L{LAYER:02d}"
+    folder.mkdir(parents=True)
+    units = [{"seed": 0, "unit": i, "side": "+", "top_random": s} for i, s in scored.items()]
+    units.append({"seed": 0, "unit": -3, "side": "-", "top_random": 1.0})  # a sign-flipped half-unit: not a unit id
+    (folder / "units.json").write_text(json.dumps({"neurons": units}))
+    res = _run(tiny_model, tmp_path / "e", units=("neurons",), readability=tmp_path / "depth", n=50)
+    got = res["rows"][0]["kinds"]["neurons"]
+    assert {u["unit"] for u in got["units"]} <= set(scored) and got["n_units"] >= 3
+    assert all(u["readability"] == scored[u["unit"]] for u in got["units"])
+    sp = got["summary"]["spearman_readability_vs_add_effect_at_kl_0.2"]
+    effects = [u["curves"]["add"]["effect_at_kl_0.2"] for u in got["units"]]
+    assert sp["n"] == got["n_units"]
+    assert sp["rho"] == pytest.approx(E.spearman([u["readability"] for u in got["units"]], effects)["rho"])
+    with pytest.raises(InterpError, match="no compare-layers scores for layer"):
+        _run(tiny_model, tmp_path / "f", units=("neurons",), readability=tmp_path / "nowhere")
+    assert not (tmp_path / "f").exists()

@@ -117,6 +117,8 @@ def compare_edits(model, layers: list[int], train_windows: torch.Tensor, eval_wi
     saes = {}
     if any(k in SAE_KINDS for k in cfg.units) and sae_dir is not None:
         saes = load_saes(model, sae_dir, layers)  # before settings are written: a bad folder leaves nothing behind
+    for layer in layers:  # a missing score file is refused before anything is written
+        read_readability(readability, layer)
     check_settings(out, settings)
     rows = {}
     for layer in layers:
