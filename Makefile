@@ -60,7 +60,7 @@ test: fetch saelens-env
 # side) run by hand: see each script's docstring.
 bench: setup
 	$(PY) bench/sae_train.py --d-in 576 --archs topk batchtopk topk+auxk --steps 8 --results
-	$(PY) bench/record.py --models gpt2-small,smollm2-135m --tokens 2048 --repeats 5 --results
+	$(PY) bench/record.py --models gpt2-small,smollm2-135m --tokens 2048 --repeats 7 --results
 
 clean:
 	rm -rf $(VENV) $(SAELENS_VENV) runs
