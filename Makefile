@@ -43,6 +43,7 @@ demo: fetch
 		--eval-tokens 512 --features-per-layer 20 --out $(DEMO)/depth
 	@echo "dashboard: file://$(abspath $(DEMO))/dashboard/index.html"
 	@echo "depth report: file://$(abspath $(DEMO))/depth/report.html"
+	@echo "live dashboard (type text, steer features): $(PY) -m interp serve $(DEMO)/sae --dashboard $(DEMO)/dashboard"
 
 # sae-lens lives in an overlay venv that sees $(VENV)'s torch and transformer-lens, for the
 # interop test (tests/test_saelens_interop.py) and the side-by-side benchmarks.
@@ -59,7 +60,7 @@ test: fetch saelens-env
 # side) run by hand: see each script's docstring.
 bench: setup
 	$(PY) bench/sae_train.py --d-in 576 --archs topk batchtopk topk+auxk --steps 8 --results
-	$(PY) bench/record.py --models gpt2-small,smollm2-135m --tokens 2048 --repeats 5 --results
+	$(PY) bench/record.py --models gpt2-small,smollm2-135m --tokens 2048 --repeats 7 --results
 
 clean:
 	rm -rf $(VENV) $(SAELENS_VENV) runs

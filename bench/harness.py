@@ -4,7 +4,7 @@
   15 minutes) and the commit measured; print it with every table.
 - `interleave(fns, repeats)`: runs the timed functions in turn, round after round (the order
   reversed every other round, ABBA), so a load spike or a slow drift hits all of them alike;
-  returns each one's seconds per round.
+  returns each one's seconds per round (and, if asked, its process CPU seconds).
 - `Spread`: min / median / max of repeated measurements; `ratios(a, b)` pairs the rounds of two
   interleaved measurements (a_i / b_i) so the noise shared by a round cancels.
 - `Results`: the lines a script prints, also written to bench/results/<name>.md (with the command
@@ -85,10 +85,13 @@ class Spread:
 
 def interleave(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
                clock: Callable[[], float] = time.perf_counter,
-               between: Callable[[], object] | None = None) -> dict[str, list[float]]:
+               between: Callable[[], object] | None = None,
+               cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
     """Seconds of each function per round: `repeats` rounds, each running every function once,
     in reversed order every other round; `warmup` untimed rounds first. `between`, if given,
-    runs untimed after each call (cleaning up a folder, say)."""
+    runs untimed after each call (cleaning up a folder, say). `cpu`, if given, is filled with each
+    call's process CPU seconds (all threads): other processes' load moves it far less than the
+    wall clock, but it misses time spent waiting on the disk."""
     names = list(fns)
     for _ in range(warmup):
         for n in names:
@@ -96,11 +99,15 @@ def interleave(fns: dict[str, Callable[[], object]], repeats: int, warmup: int =
             if between:
                 between()
     out: dict[str, list[float]] = {n: [] for n in names}
+    if cpu is not None:
+        cpu.update({n: [] for n in names})
     for r in range(repeats):
         for n in (names if r % 2 == 0 else names[::-1]):
-            t = clock()
+            c, t = time.process_time(), clock()
             fns[n]()
             out[n].append(clock() - t)
+            if cpu is not None:
+                cpu[n].append(time.process_time() - c)
             if between:
                 between()
     return out

@@ -1,8 +1,10 @@
 """Record activations at many hook points from ONE forward pass, stopped at the deepest layer asked
 for, into the on-disk cache of interp/store.py.
 
-Hooks copy straight into preallocated shard buffers; a background thread writes the finished shard
-while the model runs on the next one, so the disk costs almost nothing next to the forward pass.
+Hooks append each batch's activations straight to the shard's files (interp/shard_writer.py): one
+copy into the page cache, no shard-sized buffer. A background thread fsyncs the shard's files
+between batches and renames a finished shard into place while the model runs on the next one. bench/record.py times this against a
+bare forward (bench/results/record.md).
 
 Under torchrun the windows still fall into the same shards, and shard i is run and written by
 rank i % N; rank 0 names them all in the manifest at the end. The folder is then the one a
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from tqdm.auto import tqdm
 
 from interp import distributed
 from interp.errors import InterpError
+from interp.shard_writer import ShardWriter
 from interp.sites import hook_width, stop_layer
 from interp.store import ActivationStore, CacheWriter, shard_name
 
@@ -76,28 +79,40 @@ def record(
             if i % world == rank and _layout(waiting.get(shard_name(i))) != (s0, s1 - s0)]
     stop = stop_layer(hooks)
     device = next(model.parameters()).device
+    torch_dtype = getattr(torch, np_dtype.name)
 
     skipped = done if world == 1 else 0  # one process counts the whole recording, a rank its own part
     todo = sum(s1 - s0 for _, s0, s1 in mine)
     bar = tqdm(total=(skipped + todo) * ctx, initial=skipped * ctx, unit="tok", unit_scale=True, desc="record",
                disable=not (progress and main))
-    pool = ThreadPoolExecutor(max_workers=1)
+    pool = ThreadPoolExecutor(max_workers=1)  # fsyncs, and puts a finished shard in place, while the model runs
     pending = None
     t0 = time.perf_counter()
     try:
         for index, s0, s1 in mine:
-            bufs = {h: torch.empty((s1 - s0) * ctx, d, dtype=getattr(torch, np_dtype.name)) for h, d in widths.items()}
-            for b0 in range(s0, s1, batch_size):
-                b1 = min(b0 + batch_size, s1)
-                rows = slice((b0 - s0) * ctx, (b1 - s0) * ctx)
-                fwd_hooks = [(h, _copy_into(bufs[h], rows)) for h in hooks]
+            shard, syncing = writer.open_shard(index, s0), None
+            try:
+                fwd_hooks = [(h, _append_to(shard, h, d, torch_dtype)) for h, d in widths.items()]
                 with torch.inference_mode(), model.hooks(fwd_hooks=fwd_hooks):
-                    model(windows[b0:b1].to(device), stop_at_layer=stop)
-                bar.update((b1 - b0) * ctx)
-            if pending is not None:
-                pending.result()  # at most one shard in flight: bounded memory, errors surface here
-            tokens = windows[s0:s1].to(torch.int32).numpy()
-            pending = pool.submit(writer.write_shard, tokens, {h: b.numpy() for h, b in bufs.items()}, index, s0)
+                    for b0 in range(s0, s1, batch_size):
+                        b1 = min(b0 + batch_size, s1)
+                        model(windows[b0:b1].to(device), stop_at_layer=stop)
+                        shard.append_tokens(windows[b0:b1].to(torch.int32).numpy())
+                        bar.update((b1 - b0) * ctx)
+                        if syncing is None or syncing.done():  # the disk writes while the model runs
+                            if syncing is not None:
+                                syncing.result()  # a failed fsync surfaces here
+                            syncing = pool.submit(shard.sync)
+                if pending is not None:
+                    pending.result()  # at most one shard in flight; errors surface here
+                if syncing is not None:
+                    syncing.result()
+            except BaseException:
+                if syncing is not None:
+                    wait([syncing])
+                shard.abort()
+                raise
+            pending = pool.submit(writer.close_shard, shard)
         if pending is not None:
             pending.result()
     finally:
@@ -117,8 +132,8 @@ def _layout(info: dict | None) -> tuple[int, int] | None:
     return None if info is None else (info["first_window"], info["n_windows"])
 
 
-def _copy_into(buf: torch.Tensor, rows: slice):
-    def hook(act, hook):  # act [batch, pos, d] or [batch, pos, heads, d_head]
-        buf[rows].copy_(act.reshape(-1, buf.shape[1]))
+def _append_to(shard: ShardWriter, hook_name: str, d: int, dtype: torch.dtype):
+    def hook(act, hook):  # act [batch, pos, d] or [batch, pos, heads, d_head]: straight to the shard's file
+        shard.append(hook_name, act.detach().reshape(-1, d).to(device="cpu", dtype=dtype).numpy())
 
     return hook

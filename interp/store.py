@@ -14,10 +14,8 @@ is finite) the first time this process reads it, so that corrupt data is refused
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
-import os
 import shutil
 import zlib
 from collections.abc import Iterator
@@ -29,12 +27,12 @@ import torch
 
 from interp.distributed import shard_range
 from interp.errors import InterpError
-from interp.files import fsync_dir, fsync_file, write_error, write_json_atomic
+from interp.files import write_json_atomic
+from interp.shard_writer import SHARD_INFO, ShardWriter
 from interp.training import epoch_seed
 
 FORMAT = "interp-activations/1"
 MANIFEST = "manifest.json"
-SHARD_INFO = "shard.json"  # in each shard folder: its first window, size and checksums
 
 
 def _crc(path: Path, dtype: np.dtype | None = None) -> tuple[int, int | None]:
@@ -303,9 +301,13 @@ class CacheWriter:
                 out[p.name] = info
         return out
 
-    def _sizes_match(self, folder: Path, n_windows: int) -> bool:
+    def _shard_bytes(self, n_windows: int) -> dict[str, int]:
+        """The size of each file of a shard of `n_windows`, by name without '.bin'."""
         ctx, item = self.manifest["context_size"], np.dtype(self.manifest["dtype"]).itemsize
-        want = {"tokens": n_windows * ctx * 4} | {h: n_windows * ctx * v["d"] * item for h, v in self.manifest["hooks"].items()}
+        return {"tokens": n_windows * ctx * 4} | {h: n_windows * ctx * v["d"] * item for h, v in self.manifest["hooks"].items()}
+
+    def _sizes_match(self, folder: Path, n_windows: int) -> bool:
+        want = self._shard_bytes(n_windows)
         return all((folder / f"{w}.bin").exists() and (folder / f"{w}.bin").stat().st_size == b for w, b in want.items())
 
     def adopt(self) -> int:
@@ -324,41 +326,37 @@ class CacheWriter:
         self.manifest["n_windows"] = self.n_windows
         self.manifest["n_tokens"] = self.n_windows * self.manifest["context_size"]
 
-    def write_shard(self, tokens: np.ndarray, acts: dict[str, np.ndarray], index: int | None = None,
-                    first_window: int | None = None) -> None:
-        """tokens [w, ctx] int32; acts {hook: [w*ctx, d]} in the cache dtype. By default the shard
-        after the manifest's last, named in it at once; ranks writing out of order give `index`
-        and `first_window`, and rank 0 adopts their shards at the end."""
+    def open_shard(self, index: int | None = None, first_window: int | None = None) -> ShardWriter:
+        """A shard to append to batch by batch (interp/shard_writer.py), put in place by
+        `close_shard`. By default the shard after the manifest's last; ranks writing out of order
+        give `index` and `first_window`, and rank 0 adopts their shards at the end."""
         index = len(self.manifest["shards"]) if index is None else index
         first_window = self.n_windows if first_window is None else first_window
-        name = shard_name(index)
-        tmp = self.path / (name + ".tmp")
+        return ShardWriter(self.path, shard_name(index), first_window, ["tokens", *self.manifest["hooks"]])
+
+    def close_shard(self, shard: ShardWriter) -> None:
+        """Put a whole shard in place and, when it continues the manifest, name it there at once."""
+        if shard.bytes != self._shard_bytes(shard.n_windows):
+            shard.abort()
+            raise InterpError(f"shard {shard.name} was not written whole (its files disagree with its "
+                              f"{shard.n_windows} windows); nothing was put in {self.path}.")
+        info = shard.close()
+        if self.owner and info["name"] == shard_name(len(self.manifest["shards"])) and info["first_window"] == self.n_windows:
+            self._append(info)
+            write_json_atomic(self.path / MANIFEST, self.manifest)
+
+    def write_shard(self, tokens: np.ndarray, acts: dict[str, np.ndarray], index: int | None = None,
+                    first_window: int | None = None) -> None:
+        """A whole shard at once: tokens [w, ctx] int32; acts {hook: [w*ctx, d]} in the cache dtype."""
+        shard = self.open_shard(index, first_window)
         try:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            crcs = {}
-            for what, arr in [("tokens", tokens), *acts.items()]:
-                f = tmp / f"{what}.bin"
-                data = np.ascontiguousarray(arr)
-                with open(f, "wb") as fh:
-                    fh.write(memoryview(data).cast("B"))
-                    fsync_file(fh)
-                crcs[f.name] = zlib.crc32(memoryview(data).cast("B"))
-            info = {"name": name, "n_windows": int(tokens.shape[0]), "first_window": int(first_window), "crc32": crcs}
-            write_json_atomic(tmp / SHARD_INFO, info)
-            shutil.rmtree(self.path / name, ignore_errors=True)  # a shard of an earlier plan
-            os.replace(tmp, self.path / name)
-            fsync_dir(self.path)
-            if self.owner and index == len(self.manifest["shards"]) and first_window == self.n_windows:
-                self._append(info)
-                write_json_atomic(self.path / MANIFEST, self.manifest)
-        except (OSError, InterpError) as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(e, InterpError):  # a write_atomic inside: already one line
-                raise
-            if e.errno == errno.ENOSPC:
-                raise InterpError(f"the disk is full while writing {name} to {self.path}; the shards written before it are intact: free space and rerun the same command to resume.") from None
-            raise write_error(self.path / name, e) from None
+            for h, arr in acts.items():
+                shard.append(h, arr)
+            shard.append_tokens(tokens)
+        except BaseException:
+            shard.abort()
+            raise
+        self.close_shard(shard)
 
     def finish(self, **extra) -> None:
         """Adopt what other ranks wrote, mark the recording complete, drop unnamed leftovers."""

@@ -142,3 +142,23 @@ def test_files_are_fsynced_before_the_rename_and_the_folder_after(tmp_path, monk
     w.write_shard(np.zeros((3, 2), np.int32), {HOOK: np.ones((6, 4), np.float32)})
     # tokens.bin, the hook's .bin, shard.json (+ its folder), the shard's rename, the manifest (+ folder)
     assert synced == ["file", "file", "file", "dir", "dir", "file", "dir"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names an open file through /proc")
+def test_a_recording_whose_disk_fills_mid_shard(tiny_model, tiny_windows, tmp_path, monkeypatch):
+    record(tiny_model, tiny_windows[:8], [HOOK], tmp_path / "acts", progress=False)
+    before = tree(tmp_path)
+    real, failed = os.fsync, []
+
+    def fsync(fd):  # the disk fills once activations are being written into a shard
+        if ".tmp/" in os.readlink(f"/proc/self/fd/{fd}"):
+            failed.append(fd)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(InterpError) as e:
+        record(tiny_model, tiny_windows, [HOOK], tmp_path / "other", batch_size=4, progress=False)
+    one_line(e)
+    assert failed
+    assert not list((tmp_path / "other").glob("shard_*"))  # no temporary shard folder left
+    assert {k: v for k, v in tree(tmp_path).items() if k.startswith("acts/")} == before

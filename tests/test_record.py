@@ -109,13 +109,13 @@ model = HookedTransformer(cfg).eval()
 windows = torch.randint(0, 101, (400, 16), generator=torch.Generator().manual_seed(1))
 r.SHARD_BYTES = 16 * 16 * (4 + 32 * 4)  # 16 windows a shard
 if sys.argv[1] == "slow":
-    orig = r.CacheWriter.write_shard
+    orig = r.CacheWriter.close_shard
     def slow(self, *a):
         orig(self, *a)
         if len(self.manifest["shards"]) == 3:
             print("three", flush=True)
             import time; time.sleep(60)
-    r.CacheWriter.write_shard = slow
+    r.CacheWriter.close_shard = slow
 for out in sys.argv[2:]:
     r.record(model, windows, ["blocks.2.hook_resid_post"], out, batch_size=8, progress=False)
 print("done", flush=True)

@@ -1,0 +1,102 @@
+"""One shard of the activation cache, written as the recording goes.
+
+Every file of the shard (tokens.bin and one <hook>.bin per hook) is appended batch by batch under
+a temporary folder `<name>.tmp`, with its crc32 updated from the same bytes, so the activations go
+from the model's tensor to the page cache in one copy and no shard-sized buffer is ever held.
+`close()` fsyncs the files, writes shard.json and renames the folder into place (then fsyncs the
+parent): until then a killed run leaves only the temporary folder, which the next run removes.
+Any failure removes the temporary folder and becomes one line (InterpError)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from interp import files
+from interp.errors import InterpError
+from interp.files import fsync_dir, fsync_file, write_error, write_json_atomic
+
+SHARD_INFO = "shard.json"  # in each shard folder: its first window, size and checksums
+
+
+class ShardWriter:
+    def __init__(self, root: Path, name: str, first_window: int, files: list[str]):
+        """`files`: the names of the shard's files without '.bin' ('tokens' and each hook)."""
+        self.root, self.name, self.first_window = Path(root), name, int(first_window)
+        self.tmp = self.root / (name + ".tmp")
+        self.n_windows = 0
+        self.crc32 = dict.fromkeys(files, 0)
+        self.bytes = dict.fromkeys(files, 0)
+        self._handles: dict = {}
+        with self._guard():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp.mkdir()
+            for what in files:
+                self._handles[what] = open(self.tmp / f"{what}.bin", "wb", buffering=0)  # unbuffered: `sync` may run in another thread
+
+    def append(self, what: str, arr: np.ndarray) -> None:
+        """Append rows to one file (in the cache's dtype; C order is made if needed)."""
+        data = memoryview(np.ascontiguousarray(arr)).cast("B")
+        with self._guard():
+            self._handles[what].write(data)
+        self.crc32[what] = zlib.crc32(data, self.crc32[what])
+        self.bytes[what] += data.nbytes
+
+    def append_tokens(self, tokens: np.ndarray) -> None:
+        """tokens [w, ctx] int32 of the windows whose activations the hooks append."""
+        self.append("tokens", tokens.astype(np.int32, copy=False))
+        self.n_windows += int(tokens.shape[0])
+
+    def sync(self) -> None:
+        """Send what is written so far to the disk (when interp.files.DURABLE), so that `close` has
+        little left to wait for; the recorder calls it from a background thread between batches.
+        A failure is left for the caller to raise (and `abort`)."""
+        if files.DURABLE:
+            with self._guard(abort=False):
+                for h in list(self._handles.values()):
+                    os.fsync(h.fileno())
+
+    def close(self) -> dict:
+        """Make the shard durable and put it in place; returns its shard.json."""
+        with self._guard():
+            for h in self._handles.values():
+                fsync_file(h)
+                h.close()
+            info = {"name": self.name, "n_windows": self.n_windows, "first_window": self.first_window,
+                    "crc32": {f"{w}.bin": c for w, c in self.crc32.items()}}
+            write_json_atomic(self.tmp / SHARD_INFO, info)
+            shutil.rmtree(self.root / self.name, ignore_errors=True)  # a shard of an earlier plan
+            os.replace(self.tmp, self.root / self.name)
+            fsync_dir(self.root)
+        return info
+
+    def abort(self) -> None:
+        for h in self._handles.values():
+            try:
+                h.close()
+            except OSError:  # its last bytes could not be flushed: the folder goes anyway
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @contextmanager
+    def _guard(self, abort: bool = True):
+        """On an error inside: remove the temporary folder (unless told not to) and raise one line."""
+        try:
+            yield
+        except InterpError:  # a write_atomic inside: already one line
+            if abort:
+                self.abort()
+            raise
+        except OSError as e:
+            if abort:
+                self.abort()
+            if e.errno == errno.ENOSPC:
+                raise InterpError(f"the disk is full while writing {self.name} to {self.root}; the shards written before "
+                                  "it are intact: free space and rerun the same command to resume.") from None
+            raise write_error(self.root / self.name, e) from None
