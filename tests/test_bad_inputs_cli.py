@@ -219,3 +219,24 @@ def test_a_text_file_that_is_not_utf8(world):
                     "or read it anyway with --errors replace or --encoding latin-1.")
     argv = [str(world / a) if a in ("tiny-gpt2", "latin1.txt") else a for a in argv]
     assert main([*argv, "--encoding", "latin-1", "--out", str(world / "scratch" / "latin1")]) == 0
+
+
+def test_a_dashboard_over_another_runs_dashboard_needs_overwrite(world):
+    argv = ["dashboard", str(world / "sae"), "--cache", str(world / "acts"), "--out", str(world / "dash"), "--no-default-prompts"]
+    assert bad(world, *argv, "--features", "0-1") == (
+        f"interp: error: {world / 'dash' / 'index.html'} is the output of another run (--features was '0-3', is now '0-1'); "
+        "choose another --out, or pass --overwrite to replace it.")
+    dash = copy(world, "dash", "dash-overwritten")
+    argv[argv.index(str(world / "dash"))] = str(dash)
+    assert main(argv + ["--features", "0-3"]) == 0  # the same run again: allowed
+    assert main(argv + ["--features", "0-1", "--overwrite"]) == 0
+    assert json.loads((dash / "run.json").read_text())["config"]["features"] == "0-1"
+
+
+def test_eval_sae_over_another_runs_metrics_needs_overwrite(world):
+    sae = copy(world, "sae", "sae-evaluated")
+    argv = ["eval-sae", str(sae), "--text", str(world / "text"), "--split", "all", "--context-size", "32"]
+    assert main(argv + ["--tokens", "256"]) == 0
+    line = bad(world, *argv, "--tokens", "512")
+    assert line.startswith(f"interp: error: {sae / 'metrics.json'} is the output of another run (--tokens was 256, is now 512)")
+    assert main(argv + ["--tokens", "512", "--overwrite"]) == 0

@@ -14,7 +14,7 @@ from analyses.scoring.llm import make_llm
 from interp.errors import InterpError
 from interp.models import load_model
 from interp.pipelines.compare_layers import DepthConfig, compare_layers
-from interp.runlog import write_run_json
+from interp.runlog import refuse_other_run, write_run_json
 from interp.sites import check_context, parse_layers
 from interp.tokens import token_windows
 from sae.runs import check_architecture
@@ -22,6 +22,7 @@ from sae.runs import check_architecture
 
 def run(args) -> int:
     started = time.time()
+    refuse_other_run(args.out, vars(args) | {"func": None}, [Path(args.out) / "report.html"], args.overwrite)
     if args.threads:
         torch.set_num_threads(args.threads)
     check_architecture(args.arch)

@@ -23,7 +23,7 @@ from analyses.prompts import read_prompts
 from interp.errors import InterpError
 from interp.models import find_model, load_model
 from interp.recording import record
-from interp.runlog import write_run_json
+from interp.runlog import refuse_other_run, write_run_json
 from interp.sites import check_context, hook_name, hook_width
 from interp.store import ActivationStore
 from interp.tokens import token_windows
@@ -33,6 +33,7 @@ from sae import load_sae
 def run(args) -> int:
     started = time.time()
     out = Path(args.out)
+    refuse_other_run(out, vars(args) | {"func": None}, [out / "index.html"], args.overwrite)
     if args.neurons and args.sae_dir:
         raise InterpError("give either SAE_DIR or --neurons, not both.")
     if args.neurons and (args.layer is None or args.no_model):

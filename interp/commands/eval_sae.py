@@ -8,7 +8,7 @@ from pathlib import Path
 from interp.errors import InterpError
 from interp.files import write_json_atomic
 from interp.models import find_model, load_model
-from interp.runlog import write_run_json
+from interp.runlog import refuse_other_run, write_run_json
 from interp.sites import check_context, hook_width
 from interp.tokens import token_windows
 from sae import evaluate_sae, load_sae
@@ -19,6 +19,8 @@ TABLE = ["l0", "explained_variance", "fvu", "mse", "cosine", "l2_ratio", "ce_los
 
 def run(args) -> int:
     started = time.time()
+    out = Path(args.out or args.sae_dir)
+    refuse_other_run(out / "eval", vars(args) | {"func": None}, [out / "metrics.json"], args.overwrite)
     sae = load_sae(args.sae_dir)
     model = load_model(args.model or find_model(sae.cfg.model_name, sae.cfg.extra.get("model_path")), device=args.device)
     width = hook_width(model, sae.cfg.hook_name)
@@ -30,7 +32,6 @@ def run(args) -> int:
     check_context(model, context_size)
     windows = token_windows(args.text, model.tokenizer, context_size=context_size, split=args.split, max_tokens=args.tokens)
     metrics = evaluate_sae(sae, model, windows, batch_size=args.batch_size, progress=True)
-    out = Path(args.out or args.sae_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "metrics.json", metrics)
     write_run_json(out / "eval", vars(args) | {"func": None}, started)

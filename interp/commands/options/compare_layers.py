@@ -49,3 +49,4 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds the feature samples, the SAEs and the random examples")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     p.add_argument("--out", required=True, help="the comparison's folder (created, or resumed)")
+    p.add_argument("--overwrite", action="store_true", help="replace the outputs of another run in --out instead of refusing")

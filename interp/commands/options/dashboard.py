@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     src.add_argument("--cache", metavar="ACT_DIR", help="an activation cache written by `interp record` that holds the SAE's hook")
     src.add_argument("--tokens", type=int, metavar="N", help="record N tokens of held-out text into OUT/acts first")
     p.add_argument("--out", required=True, metavar="DIR", help="the dashboard folder to write (index.html inside)")
+    p.add_argument("--overwrite", action="store_true", help="replace the outputs of another run in --out instead of refusing")
     p.add_argument("--features", default="all", help="which features: 'all', a range '0-99', a list '1,5,9' or a mix")
     p.add_argument("--neurons", action="store_true", help="dashboards for a layer's neurons (the identity dictionary) instead of an SAE")
     p.add_argument("--model", default=None, help="model name or folder; when not given, the SAE's model_name, else the cache's model")

@@ -24,3 +24,4 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     p.add_argument("--device", default=None)
     p.add_argument("--out", default=None, help="where to write metrics.json (default: the SAE folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace the outputs of another run in --out instead of refusing")
