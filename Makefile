@@ -43,6 +43,7 @@ demo: fetch
 		--eval-tokens 512 --features-per-layer 20 --out $(DEMO)/depth
 	@echo "dashboard: file://$(abspath $(DEMO))/dashboard/index.html"
 	@echo "depth report: file://$(abspath $(DEMO))/depth/report.html"
+	@echo "live dashboard (type text, steer features): $(PY) -m interp serve $(DEMO)/sae --dashboard $(DEMO)/dashboard"
 
 # sae-lens lives in an overlay venv that sees $(VENV)'s torch and transformer-lens, for the
 # interop test (tests/test_saelens_interop.py) and the side-by-side benchmarks.

@@ -24,6 +24,7 @@ from sae.registry import get_architecture
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
+SCALER_FILE = "activation_scaler.json"  # SAELens checkpoints: the input scale of expected_average_only_in
 SAELENS_LAYOUT = "6.0.0"  # the cfg.json layout we follow, written as metadata.sae_lens_version
 # metadata keys SAELens knows; we copy any of them found in cfg.extra
 _METADATA_KEYS = ("context_size", "prepend_bos", "dataset_path", "hook_head_index", "model_class_name",
@@ -88,6 +89,8 @@ def load_sae(path: str | Path, device: str | torch.device | None = None, dtype: 
     t = {k: v.to(dtype) for k, v in read_safetensors(path / WEIGHTS_FILE, SAEError).items()}
     _check_tensors(t, cfg, path, needs_threshold=flags["arch"] == "jumprelu")
     _fold_saelens_options(t, raw)
+    if raw.get("normalize_activations") == "expected_average_only_in":
+        _fold_input_scale(t, _input_scale(raw, path))
     cfg.dtype = str(dtype).replace("torch.", "")
     cfg.device = str(pick_device(device))
     sae = get_architecture(cfg.architecture)(cfg)
@@ -105,7 +108,7 @@ def _config_from_saelens(raw: dict[str, Any], path: Path) -> tuple[SAEConfig, di
         if not isinstance(raw.get(key), int):
             raise SAEError(f"{path / CFG_FILE} lacks an integer {key!r}; it is not an SAE config this tool can read.")
     norm = raw.get("normalize_activations", "none")
-    if norm not in ("none", None, False):
+    if norm not in ("none", None, False, "expected_average_only_in"):
         raise SAEError(
             f"{path} expects run-time input normalisation ({norm!r}), which this folder cannot undo; "
             "fold it into the weights with SAELens (fold_activation_norm_scaling_factor) and save again."
@@ -140,6 +143,34 @@ def _check_tensors(t: dict[str, torch.Tensor], cfg: SAEConfig, path: Path, needs
                 f"{path / WEIGHTS_FILE}: {key} is {tuple(t[key].shape)} but {CFG_FILE} implies {shape}; "
                 "the two files do not belong together."
             )
+
+
+def _input_scale(raw: dict[str, Any], path: Path) -> float:
+    """The factor an "expected_average_only_in" SAE's inputs were multiplied by in training:
+    SAELens keeps it in activation_scaler.json beside a checkpoint's cfg.json (or, in
+    pretrained releases, as norm_scaling_factor)."""
+    found = raw.get("norm_scaling_factor", (raw.get("metadata") or {}).get("norm_scaling_factor"))
+    scaler = path / SCALER_FILE
+    if found is None and scaler.exists():
+        try:
+            found = json.loads(scaler.read_text()).get("scaling_factor")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            raise SAEError(f"{scaler} is not the JSON SAELens writes; copy the checkpoint folder again.") from None
+    if not isinstance(found, (int, float)) or isinstance(found, bool) or not found > 0:
+        raise SAEError(
+            f"{path} was trained on inputs scaled to an expected norm of sqrt(d_in) (normalize_activations "
+            f"'expected_average_only_in') but holds no positive scaling factor ({SCALER_FILE} or norm_scaling_factor); "
+            "copy the whole SAELens checkpoint folder, or fold the factor with SAELens and save again."
+        )
+    return float(found)
+
+
+def _fold_input_scale(t: dict[str, torch.Tensor], s: float) -> None:
+    """Weights that read raw x from weights that read s * x: pre(s x) = (x - b_dec/s) @ (s W_enc) + b_enc,
+    and x_hat / s = z @ (W_dec / s) + b_dec / s (what SAELens's fold_activation_norm_scaling_factor does)."""
+    t["W_enc"] = t["W_enc"] * s
+    t["W_dec"] = t["W_dec"] / s
+    t["b_dec"] = t["b_dec"] / s
 
 
 def _fold_saelens_options(t: dict[str, torch.Tensor], raw: dict[str, Any]) -> None:

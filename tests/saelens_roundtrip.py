@@ -1,4 +1,5 @@
-"""SAE folders exchanged with SAELens 6.54.12, both ways, for standard (relu), topk and jumprelu.
+"""SAE folders exchanged with SAELens 6.54.12, both ways, for standard (relu), topk and jumprelu,
+and a SAELens checkpoint of an "expected_average_only_in" SAE read here.
 
 Runs INSIDE the overlay venv that holds sae-lens (scripts/saelens_env.sh), with the repo root
 on PYTHONPATH; tests/test_saelens_interop.py starts it. Prints one line per case,
@@ -21,6 +22,7 @@ from sae_lens import JumpReLUSAE, StandardSAE, TopKSAE
 from sae_lens.saes.jumprelu_sae import JumpReLUSAEConfig
 from sae_lens.saes.standard_sae import StandardSAEConfig
 from sae_lens.saes.topk_sae import TopKSAEConfig
+from sae_lens.training.activation_scaler import ActivationScaler
 
 import sae as interp_sae
 
@@ -113,6 +115,27 @@ def interp_to_saelens(arch: str, folder: Path, gen: torch.Generator) -> bool:
     return _report(arch, "interp->saelens", enc, dec, (z_sl != 0).float().mean().item())
 
 
+@torch.no_grad()
+def saelens_scaled_to_interp(folder: Path, gen: torch.Generator) -> bool:
+    """A SAELens checkpoint trained with normalize_activations="expected_average_only_in": the
+    weights read inputs times the factor in activation_scaler.json, and SAELens's own
+    fold_activation_norm_scaling_factor gives the SAE on raw inputs that ours must equal."""
+    sl = StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=D_SAE, normalize_activations="expected_average_only_in"))
+    for key, value in dict(hook_name=HOOK, model_name=MODEL).items():
+        setattr(sl.cfg.metadata, key, value)
+    _randomise(sl, gen)
+    sl.save_model(folder)
+    scale = 2.9
+    ActivationScaler(scaling_factor=scale).save(str(folder / "activation_scaler.json"))
+    sl.fold_activation_norm_scaling_factor(scale)
+    ours = interp_sae.load_sae(folder, device="cpu")
+    x = torch.randn(N_TOKENS, D_IN, generator=gen) * 0.3  # raw inputs, smaller than the scaled ones
+    z_sl, z_ours = sl.encode(x), ours.encode(x)
+    enc = (z_sl - z_ours).abs().max().item()
+    dec = (sl.decode(z_sl) - ours.decode(z_sl)).abs().max().item()
+    return _report("standard-expected_average_only_in", "saelens->interp", enc, dec, (z_sl != 0).float().mean().item())
+
+
 def main() -> int:
     torch.manual_seed(0)
     ok = True
@@ -121,6 +144,7 @@ def main() -> int:
             gen = torch.Generator().manual_seed(100 + i)
             ok &= saelens_to_interp(arch, Path(tmp) / f"{arch}-saelens", gen)
             ok &= interp_to_saelens(arch, Path(tmp) / f"{arch}-interp", gen)
+        ok &= saelens_scaled_to_interp(Path(tmp) / "scaled-saelens", torch.Generator().manual_seed(200))
     return 0 if ok else 1
 
 

@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("INTERP_SAELENS_VENV", REPO / ".venv-saelens"))
 CASES = [f"case {arch} {direction} " for arch in ("standard", "topk", "jumprelu")
-         for direction in ("saelens->interp", "interp->saelens")]
+         for direction in ("saelens->interp", "interp->saelens")] + ["case standard-expected_average_only_in saelens->interp "]
 
 
 @pytest.mark.timeout(660)  # the overlay venv imports sae-lens and transformer-lens several times

@@ -3,10 +3,12 @@ and every refusal; the numbers it returns checked against the same model and SAE
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 import serve_helpers as sh
@@ -149,8 +151,15 @@ def test_refusals_are_one_clear_message(server, method, path, body, status, word
 def test_nan_strength_and_huge_body_are_refused(server):
     status, _, data = server.request("POST", "/api/steer", raw=b'{"prompt": "a", "features": [1], "strength": NaN}')
     assert status == 422 and b"finite" in data
-    status, _, data = server.request("POST", "/api/activations", raw=b'{"prompt": "' + b"a" * (1 << 20) + b'"}')
-    assert status == 413 and b"cap" in data
+    # a body announced as over 1 MiB is refused from its headers, before any of it is read
+    conn = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=60)
+    conn.putrequest("POST", "/api/activations")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(2 << 20))
+    conn.endheaders()
+    r = conn.getresponse()
+    assert r.status == 413 and b"cap" in r.read()
+    conn.close()
 
 
 def test_no_cors_and_no_other_origins(server):

@@ -23,6 +23,7 @@ import torch
 
 from analyses.dashboard.html import script_json
 from analyses.dashboard.pages import Pages, prompts_page
+from analyses.dashboard.token_text import token_text
 from analyses.features import FeatureStats
 from interp.files import write_text_atomic
 
@@ -31,13 +32,14 @@ SCRIPTS = ("common.js", "feature.js", "index.js", "prompts.js")
 
 
 def tokenizer_strings(tokenizer) -> Callable[[Iterable[int]], dict[int, str]]:
-    """ids -> {id: text}, each token decoded on its own (a broken UTF-8 piece shows as U+FFFD)."""
+    """ids -> {id: text}, each token decoded on its own; a token holding part of a character shows
+    its bytes (analyses/dashboard/token_text.py)."""
 
     def strings(ids: Iterable[int]) -> dict[int, str]:
         out = {}
         for i in ids:
             try:
-                out[i] = tokenizer.decode([i])
+                out[i] = token_text(tokenizer, i)
             except Exception:  # an id outside this tokenizer: show the number
                 out[i] = f"<{i}>"
         return out

@@ -7,7 +7,7 @@ import time
 import sae as saelib
 from interp import distributed
 from interp.errors import InterpError
-from interp.models import load_model, model_ref
+from interp.models import load_model, model_ref, saelens_metadata
 from interp.runlog import write_run_json
 from interp.sites import check_context, hook_name, hook_width, parse_layers
 from interp.store import ActivationStore
@@ -34,7 +34,8 @@ def _train(args, device) -> int:
     saes = new_saes(hooks, widths, args.arch, args.k, args.expansion, model_name, device,
                     extra={**({"model_path": ref["model_path"]} if "model_path" in ref else {}),
                            "context_size": args.context_size, "dataset": args.text if not args.activations else args.activations,
-                           "skip_bos": not args.include_bos})
+                           "dataset_path": args.text if not args.activations else args.activations,
+                           "skip_bos": not args.include_bos, **ref.get("saelens", {})})
     ranks = f" on {distributed.world_size()} ranks" if distributed.is_distributed() else ""
     if main:
         print(f"training {len(hooks)} {args.arch} SAE(s) of {args.expansion}x on {model_name}: {', '.join(hooks)}; "
@@ -69,6 +70,8 @@ def _source(args, device):
         batches = store_source(cache, hooks, args.batch_size, args.seed, skip_bos, device)
         ref = {"model_name": cache.model_name, "source": f"cache:{cache.fingerprint()}"}
         ref |= {"model_path": cache.model_path} if cache.model_path else {}
+        header = cache.manifest.get("header", {})
+        ref["saelens"] = {k: header[k] for k in ("prepend_bos", "model_from_pretrained_kwargs") if k in header}
         return hooks, {h: cache.hooks[h] for h in hooks}, batches, ref, device
 
     check_split(args.batch_size)
@@ -81,5 +84,6 @@ def _source(args, device):
         check_context(model, args.context_size)
         windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split="train", max_tokens=args.tokens)
     batches = stream_source(model, windows, hooks, args.batch_size, args.seed, skip_bos, device)
-    ref = model_ref(model) | {"source": f"model:{model_ref(model)}:text:{source_fingerprint(args.text)}:ctx:{args.context_size}"}
+    ref = model_ref(model) | {"source": f"model:{model_ref(model)}:text:{source_fingerprint(args.text)}:ctx:{args.context_size}",
+                              "saelens": saelens_metadata(model)}
     return hooks, {h: hook_width(model, h) for h in hooks}, batches, ref, device

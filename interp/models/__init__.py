@@ -2,6 +2,6 @@
 Hugging Face Hub), from a local Hugging Face folder, or the offline default SmolLM2-135M."""
 
 from interp.models.fetch import OFFLINE_MODELS, fetch_model, is_fetched, offline_model_dir
-from interp.models.load import find_model, load_model, model_ref
+from interp.models.load import find_model, load_model, model_ref, saelens_metadata
 
-__all__ = ["OFFLINE_MODELS", "fetch_model", "is_fetched", "find_model", "load_model", "model_ref", "offline_model_dir"]
+__all__ = ["OFFLINE_MODELS", "fetch_model", "is_fetched", "find_model", "load_model", "model_ref", "offline_model_dir", "saelens_metadata"]

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 Loader = Callable[[torch.device, torch.dtype], "HookedTransformer"]
 
+# The weight processing TransformerLens's from_pretrained applies by default, which every loader here
+# applies too except for models trained by this project (their weights are kept as trained). SAE
+# folders record it as SAELens's metadata.model_from_pretrained_kwargs.
+TL_PROCESSING = {"fold_ln": True, "center_writing_weights": True, "center_unembed": True, "fold_value_biases": True}
+
 # A folder's kind is told by the first of these marker files it holds. Models trained by this
 # project (interp/lm) save their own marker: add (marker, loader) at the front of this list.
 FOLDER_KINDS: list[tuple[str, Callable[[Path, torch.device, torch.dtype], HookedTransformer]]] = [
@@ -55,7 +60,15 @@ def load_model(
                           "save or copy the folder again.") from None
     model.cfg.model_name = model_name
     model.model_path = str(folder) if folder is not None else None  # what model_ref names
+    model.from_pretrained_kwargs = {} if folder is not None and (folder / LM_MARKER).is_file() else dict(TL_PROCESSING)
     return model
+
+
+def saelens_metadata(model) -> dict:
+    """What SAELens's cfg.json metadata says about the model an SAE reads: BOS handling and the
+    TransformerLens processing of its weights."""
+    return {"prepend_bos": bool(model.cfg.default_prepend_bos),
+            "model_from_pretrained_kwargs": dict(getattr(model, "from_pretrained_kwargs", TL_PROCESSING))}
 
 
 def model_ref(model) -> dict[str, str]:

@@ -31,7 +31,7 @@ from analyses.dashboard.build import STATIC as DASHBOARD_STATIC
 from analyses.dashboard.html import CSP as DASHBOARD_CSP
 from interp.server.engine import Engine
 from interp.server.limits import RequestError, invalid, too_large
-from interp.server.pages import LIVE_CSP, live_page
+from interp.server.pages import LIVE_CSP_HEADER, live_page
 from interp.server.schemas import ActivationsRequest, SteerRequest
 from interp.server.worker import Worker
 
@@ -79,7 +79,11 @@ def create_app(engine: Engine, worker: Worker, dashboard: Path | None = None,
     # -- pages -----------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home():
-        return HTMLResponse(live_page(title, has_dashboard=dashboard is not None), headers={"Content-Security-Policy": LIVE_CSP})
+        return HTMLResponse(live_page(title, has_dashboard=dashboard is not None), headers={"Content-Security-Policy": LIVE_CSP_HEADER})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():  # browsers ask for one; an empty answer keeps their consoles free of 404s
+        return Response(status_code=204)
 
     @app.get("/static/{name}", include_in_schema=False)
     def static_file(name: str):

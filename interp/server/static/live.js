@@ -43,7 +43,7 @@
     const li = D.el("li", fid === state.feature ? { class: "active" } : {});
     li.dataset.feature = String(fid);
     li.appendChild(featureLink(fid));
-    li.appendChild(document.createTextNode("  " + text));
+    li.appendChild(D.el("span", { class: "fval" }, "  " + text));
     const add = D.el("button", { class: "add", title: "add to the steered features" }, "steer");
     add.addEventListener("click", function (e) { e.stopPropagation(); addSteer(fid); });
     li.appendChild(add);
