@@ -124,7 +124,7 @@ def test_a_cache_of_another_model_given_to_dashboard(world):
     m = json.loads((acts / "manifest.json").read_text())
     m["model"], m["header"]["model"], m["header"]["model_path"] = "other", "other", str(world / "other-gpt2")
     (acts / "manifest.json").write_text(json.dumps(m))
-    line = bad(world, "dashboard", "sae", "--cache", str(acts), "--out", "dash")
+    line = bad(world, "dashboard", "sae", "--cache", str(acts), "--out", "dash", "--overwrite")  # the data is refused even where writing over is allowed
     assert line.startswith("interp: error: the SAE at sae was trained on ") and "give a cache of the SAE's model" in line
 
 
@@ -162,7 +162,7 @@ def test_a_corrupt_shard_is_refused_by_train_sae_and_dashboard_without_touching_
     line = bad(world, "train-sae", "--activations", str(acts), "--layer", "0", "--k", "4", "--expansion", "2",
                "--tokens", "2048", "--batch-size", "256", "--out", "scratch/sae-from-corrupt")
     assert line == f"interp: error: shard {f} fails its checksum: the cache is corrupt; {redo}"
-    line = bad(world, "dashboard", "sae", "--cache", str(acts), "--features", "0-3", "--out", "dash", "--no-model")
+    line = bad(world, "dashboard", "sae", "--cache", str(acts), "--features", "0-3", "--out", "dash", "--no-model", "--overwrite")
     assert line == f"interp: error: shard {f} fails its checksum: the cache is corrupt; {redo}"
 
 
