@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from interp.cli import main
+from interp.gpt2_tokenizer import gpt2_tokenizer
 from interp.lm.build import build_model
 from interp.lm.config import LMConfig
 from interp.lm.folder import save_lm_folder
-from interp.tokenizers import gpt2_tokenizer
 from sae import SAEConfig, TrainConfig, create_sae, save_sae
 
 
@@ -25,20 +25,17 @@ def folders(tmp_path_factory):
     model = save_lm_folder(build_model(cfg, tok), cfg, tmp_path_factory.mktemp("m") / "crate")
     sae = create_sae(SAEConfig("relu", 16, 32, hook_name="blocks.1.hook_resid_post", model_name="crate"))
     sae.init_weights(torch.Generator().manual_seed(0), TrainConfig())
-    save_sae(sae, tmp_path_factory.mktemp("s") / "sae")
+    saes = tmp_path_factory.mktemp("s")
+    save_sae(sae, saes / "sae")
     bad = create_sae(SAEConfig("relu", 16, 32, hook_name="blocks.5.hook_resid_post", model_name="crate"))
-    save_sae(bad, tmp_path_factory.mktemp("s") / "bad")
+    save_sae(bad, saes / "bad")
     wide = create_sae(SAEConfig("relu", 24, 32, hook_name="blocks.1.hook_resid_post", model_name="crate"))
-    save_sae(wide, tmp_path_factory.mktemp("s") / "wide")
+    save_sae(wide, saes / "wide")
     text = tmp_path_factory.mktemp("text")
     (text / "a.txt").write_text("The whale rose from the sea and the captain watched it go. " * 40)
-    yield {"model": str(model), "sae": str(sae_dir(tmp_path_factory, "sae")), "text": str(text),
-           "bad": str(sae_dir(tmp_path_factory, "bad")), "wide": str(sae_dir(tmp_path_factory, "wide"))}
+    yield {"model": str(model), "sae": str(saes / "sae"), "text": str(text),
+           "bad": str(saes / "bad"), "wide": str(saes / "wide")}
     mp.undo()
-
-
-def sae_dir(factory, name):
-    return next(p for p in factory.getbasetemp().glob(f"s*/{name}"))
 
 
 def test_steer_prints_default_and_steered_text(folders, capsys):

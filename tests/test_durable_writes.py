@@ -107,7 +107,7 @@ def test_an_lm_folder_write(tmp_path, disk_full):
 
 
 def test_a_token_cache_write(tmp_path, monkeypatch):
-    from interp.tokenizers import gpt2_tokenizer
+    from interp.gpt2_tokenizer import gpt2_tokenizer
 
     monkeypatch.setenv("INTERP_HOME", str(tmp_path / "home"))
     (tmp_path / "text.txt").write_text("The whale is white and the sea is deep. " * 200)
