@@ -36,7 +36,7 @@ def windows_sha256(windows: torch.Tensor) -> str:
 
 def record(
     model,
-    windows: torch.Tensor,  # [n_windows, ctx] token ids
+    windows: torch.Tensor,  # [n_windows, context_size] token ids
     hooks: list[str],
     out: str | Path,
     batch_size: int = 8,
@@ -51,14 +51,14 @@ def record(
     if windows.ndim != 2 or len(windows) == 0:
         raise InterpError("there are no token windows to record: the text source gave no tokens.")
     widths = {h: hook_width(model, h) for h in hooks}
-    ctx = windows.shape[1]
+    context_size = windows.shape[1]
     np_dtype = np.dtype(dtype)
     head = {
         "model": model.cfg.model_name,
         **({"model_path": model.model_path} if getattr(model, "model_path", None) else {}),  # a local folder
         "hooks": {h: {"d": d} for h, d in widths.items()},
         "dtype": np_dtype.name,
-        "context_size": int(ctx),
+        "context_size": int(context_size),
         "n_windows_planned": len(windows),
         "tokens_sha256": windows_sha256(windows),
         **(header or {}),
@@ -70,7 +70,7 @@ def record(
     if not main:
         writer = CacheWriter(out, head, owner=False)
     done = writer.n_windows
-    bytes_per_window = ctx * (4 + sum(widths.values()) * np_dtype.itemsize)
+    bytes_per_window = context_size * (4 + sum(widths.values()) * np_dtype.itemsize)
     shard_windows = max(batch_size, (SHARD_BYTES // bytes_per_window) // batch_size * batch_size)
     first = len(writer.manifest["shards"])
     plan = [(first + j, s0, min(s0 + shard_windows, len(windows))) for j, s0 in enumerate(range(done, len(windows), shard_windows))]
@@ -83,7 +83,7 @@ def record(
 
     skipped = done if world == 1 else 0  # one process counts the whole recording, a rank its own part
     todo = sum(s1 - s0 for _, s0, s1 in mine)
-    bar = tqdm(total=(skipped + todo) * ctx, initial=skipped * ctx, unit="tok", unit_scale=True, desc="record",
+    bar = tqdm(total=(skipped + todo) * context_size, initial=skipped * context_size, unit="tok", unit_scale=True, desc="record",
                disable=not (progress and main))
     pool = ThreadPoolExecutor(max_workers=1)  # fsyncs, and puts a finished shard in place, while the model runs
     pending = None
@@ -98,7 +98,7 @@ def record(
                         b1 = min(b0 + batch_size, s1)
                         model(windows[b0:b1].to(device), stop_at_layer=stop)
                         shard.append_tokens(windows[b0:b1].to(torch.int32).numpy())
-                        bar.update((b1 - b0) * ctx)
+                        bar.update((b1 - b0) * context_size)
                         if syncing is None or syncing.done():  # the disk writes while the model runs
                             if syncing is not None:
                                 syncing.result()  # a failed fsync surfaces here

@@ -168,26 +168,26 @@ class ActivationStore:
             raise InterpError(f"the cache at {self.path} has no {hook!r}; it holds {', '.join(self.hooks)}.")
 
     # -- memmaps -------------------------------------------------------------------------------
-    def shard_tokens(self, i: int) -> np.ndarray:  # [n_windows, ctx] int32
+    def shard_tokens(self, i: int) -> np.ndarray:  # [n_windows, context_size] int32
         s = self.shards[i]
         return np.memmap(self._verified(s, "tokens"), dtype=np.int32, mode="r", shape=(s.n_windows, self.context_size))
 
-    def shard_acts(self, i: int, hook: str) -> np.ndarray:  # [n_windows * ctx, d]
+    def shard_acts(self, i: int, hook: str) -> np.ndarray:  # [n_windows * context_size, d]
         self._check_hook(hook)
         s = self.shards[i]
         return np.memmap(self._verified(s, hook), dtype=self.dtype, mode="r", shape=(s.n_windows * self.context_size, self.hooks[hook]))
 
-    def tokens(self) -> torch.Tensor:  # [n_windows, ctx] int64
+    def tokens(self) -> torch.Tensor:  # [n_windows, context_size] int64
         if not self.shards:
             return torch.zeros(0, self.context_size, dtype=torch.long)
         return torch.from_numpy(np.concatenate([np.asarray(self.shard_tokens(i)) for i in range(len(self.shards))]).astype(np.int64))
 
     # -- streaming -----------------------------------------------------------------------------
     def iter_windows(self, hooks: list[str], windows_per_batch: int = 32) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-        """In corpus order: (tokens [w, ctx] int64, {hook: acts [w, ctx, d] float32})."""
+        """In corpus order: (tokens [w, context_size] int64, {hook: acts [w, context_size, d] float32})."""
         for h in hooks:
             self._check_hook(h)
-        ctx = self.context_size
+        context_size = self.context_size
         for i in range(len(self.shards)):
             toks = self.shard_tokens(i)
             acts = {h: self.shard_acts(i, h) for h in hooks}
@@ -195,7 +195,7 @@ class ActivationStore:
                 w1 = min(w0 + windows_per_batch, len(toks))
                 yield (
                     torch.from_numpy(np.asarray(toks[w0:w1]).astype(np.int64)),
-                    {h: torch.from_numpy(np.array(a[w0 * ctx : w1 * ctx], dtype=np.float32)).view(w1 - w0, ctx, -1) for h, a in acts.items()},
+                    {h: torch.from_numpy(np.array(a[w0 * context_size : w1 * context_size], dtype=np.float32)).view(w1 - w0, context_size, -1) for h, a in acts.items()},
                 )
 
     def iter_batches(
@@ -303,8 +303,8 @@ class CacheWriter:
 
     def _shard_bytes(self, n_windows: int) -> dict[str, int]:
         """The size of each file of a shard of `n_windows`, by name without '.bin'."""
-        ctx, item = self.manifest["context_size"], np.dtype(self.manifest["dtype"]).itemsize
-        return {"tokens": n_windows * ctx * 4} | {h: n_windows * ctx * v["d"] * item for h, v in self.manifest["hooks"].items()}
+        context_size, item = self.manifest["context_size"], np.dtype(self.manifest["dtype"]).itemsize
+        return {"tokens": n_windows * context_size * 4} | {h: n_windows * context_size * v["d"] * item for h, v in self.manifest["hooks"].items()}
 
     def _sizes_match(self, folder: Path, n_windows: int) -> bool:
         want = self._shard_bytes(n_windows)
@@ -347,7 +347,7 @@ class CacheWriter:
 
     def write_shard(self, tokens: np.ndarray, acts: dict[str, np.ndarray], index: int | None = None,
                     first_window: int | None = None) -> None:
-        """A whole shard at once: tokens [w, ctx] int32; acts {hook: [w*ctx, d]} in the cache dtype."""
+        """A whole shard at once: tokens [w, context_size] int32; acts {hook: [w*context_size, d]} in the cache dtype."""
         shard = self.open_shard(index, first_window)
         try:
             for h, arr in acts.items():
