@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
-
+from interp.commands.options.common import command
 from interp.commands.options.text import add_decoding
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "compare-edits",
+    p = command(
+        sub, "compare-edits",
         help="the editing benchmark: target effect against collateral KL of neuron, SAE-latent and random edits, per layer",
         description="Per layer and unit kind (--units: neurons, z0 (CRATE), sae, sae-noerror, random), draw units across "
         "firing densities and edit each on held-out text: necessity (ablated where it fires, against random positions), "
         "then a clamp ladder (c x train max) and an add ladder (alpha x the site's median norm) where it does not fire, "
         "measuring the rise in its promoted tokens' log-probability against the KL on every other token. Writes "
         "OUT/report.html, OUT/report.md and OUT/results.json; rerunning skips finished layers and kinds.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", default="smollm2-135m", help="model name or a local folder (e.g. runs/lm/gpt2-2l)")
     p.add_argument("--layers", default="all", help="'all', a list like 0,4,8, or a range like 0-3")

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
-
+from interp.commands.options.common import command
 from interp.commands.options.text import add_decoding
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "serve",
+    p = command(
+        sub, "serve",
         help="a local live dashboard: type text, see its features per token, steer features",
         description="Load the model and the SAE once and serve, on this machine only unless --host says "
         "otherwise: a prompt page (each token coloured by a feature, its top features on click), a steering "
         "panel (default and steered continuations from one seed, streamed, with the change in next-token "
         "probabilities), the static dashboard's pages, and the JSON API they use (/api/activations, "
         "/api/steer, /api/features/{id}; schema at /openapi.json).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("sae_dir", metavar="SAE_DIR", help="the SAE folder (cfg.json + sae_weights.safetensors)")
     p.add_argument("--dashboard", default=None, metavar="DIR",
