@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from sae import native
+
 # ---- dense (relu, jumprelu, and AuxK over the dead latents) --------------------------------
 
 
@@ -97,6 +99,9 @@ class Bags:
             # sparse kernel gathers rows at random on one thread, which is slower at AuxK's
             # k_aux = d_in/2 out of d_sae/2 dead latents.
             return (rows @ table[self.subset].t()).gather(1, self.local).reshape(-1)
+        fast = native.kernels() if rows.device.type == "cpu" and rows.dtype == table.dtype else None
+        if fast is not None and rows.dtype in (torch.float32, torch.float64) and self.idx.dtype == torch.int64:
+            return fast.pair_dots(rows.contiguous(), table.contiguous(), self.rows, self.idx.reshape(-1).contiguous())
         flat_offsets = self.offsets
         if flat_offsets is None:
             flat_offsets = torch.arange(0, self.idx.numel(), self.idx.shape[1], device=self.idx.device)
