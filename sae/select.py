@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from sae import native
+from sae.threads import wide
 
 CHUNK = 8  # entries per chunk: the row's width shrinks 8x for the first topk, to 8k for the second
 
@@ -29,7 +30,8 @@ def topk_rows(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     B, S = pre.shape
     fast = native.kernels() if pre.device.type == "cpu" and pre.dtype in (torch.float32, torch.float64) else None
     if fast is not None and 1 <= k <= S:
-        vals, idx = fast.topk_rows(pre.contiguous(), k)
+        with wide():
+            vals, idx = fast.topk_rows(pre.contiguous(), k)
         return vals, idx
     C = S // CHUNK
     if S % CHUNK or C < 4 * k or not pre.is_contiguous() or pre.device.type != "cpu":
