@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from synthetic_dashboard import HOOK, make_cache, target_ids, tiny_model
 
 from analyses.dashboard import SteerConfig, make_dashboard
 from analyses.dashboard.steering import steering_unit
@@ -13,7 +14,6 @@ from analyses.dictionary import sae_dictionary
 from interp.errors import InterpError
 from interp.gpt2_tokenizer import gpt2_tokenizer
 from sae import SAEConfig, create_sae
-from synthetic_dashboard import HOOK, make_cache, target_ids, tiny_model
 
 EVIL_PROMPT = 'He wrote <script>alert("x")</script> &'
 STEERING = re.compile(r'\n<section class="steering">.*?</section>', re.S)

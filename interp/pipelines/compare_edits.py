@@ -330,7 +330,7 @@ def summarize_kind(units: list[dict], cfg: EditConfig) -> dict:
         out[ladder] = s
     if any(u["readability"] is not None for u in units):
         out["spearman_readability_vs_add_effect_at_kl_0.2"] = E.spearman(
-            [u["readability"] for u in units], [u["curves"]["add"]["effect_at_kl_0.2"] for u in units])
+            [u["readability"] for u in units], [u["curves"]["add"]["effect_at_kl_0.2"] for u in units], cfg.n_boot, cfg.seed)
     return out
 
 
