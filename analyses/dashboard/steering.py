@@ -4,7 +4,8 @@ activation), both sampled from the same seed, as Neuronpedia shows them.
 
 Precomputed when the dashboard is built, and only when asked (`interp dashboard --steer-prompts
 default|FILE`): each feature costs 2 x prompts x (one prompt forward + max_new_tokens one-position
-forwards with a KV cache); the measured times are in docs/editing.md."""
+forwards with a KV cache): 23.6 s per feature for SmolLM2-135M with 3 prompts x 16 tokens on one
+busy CPU thread, 0.7 s for a tiny GPT-2 (docs/editing.md)."""
 
 from __future__ import annotations
 
