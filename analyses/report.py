@@ -25,6 +25,7 @@ from analyses.depth_calibration import (
     lexical_table,
     summary_text,
 )
+from analyses.depth_cross_check import cross_check, cross_table, cross_text
 from analyses.scoring.kinds import CHANCE, KIND_NAMES, KINDS
 from analyses.trend import depth_trend
 
@@ -69,6 +70,7 @@ def summarize(model_name: str, rows: list[dict], settings: dict, cfg, training: 
         if r.get("lexical"):
             r["ceiling_matched"] = ceiling_matched(r["bases"], "top_random", cfg.scoring.n_boot, cfg.seed)
     results["ceiling_trend"] = ceiling_trends(rows, bases, cfg.scoring.n_boot, cfg.seed)
+    results["cross_check"] = cross_check(rows, cfg.scoring.n_boot, cfg.seed)
     results["lexical_text"], results["ceiling_text"], results["density_text"] = summary_text(results, BASIS_NAMES)
     return results
 
@@ -269,6 +271,9 @@ def markdown(results: dict) -> str:
     for extra, title, table in EXTRAS:
         if results.get(extra):
             lines += ["", f"## {title}", ""] + [f"- {s}" for s in results[extra]] + [""] + _md_table(*table(results, BASIS_NAMES))
+    if results.get("cross_check"):
+        lines += ["", "## LLM cross-check: rank agreement of LLM and token scores on the same units", ""]
+        lines += [f"- {s}" for s in cross_text(results)] + [""] + _md_table(*cross_table(results, BASIS_NAMES))
     sec = results["seconds"]
     names = {"record": "recording", "train_saes": "SAE training", "record_random_model": "recording the random model",
              "train_random_model_saes": "its SAEs", "layers": "per-layer evaluation, fitting and scoring", "this_run": "this invocation"}
