@@ -11,6 +11,7 @@ from interp.models import load_model, model_ref, saelens_metadata
 from interp.runlog import write_run_json
 from interp.sites import check_context, hook_name, hook_width, parse_layers
 from interp.store import ActivationStore
+from interp.stream import block_windows
 from interp.text import source_fingerprint
 from interp.tokens import token_windows
 from sae.runs import check_architecture, new_saes, sae_dirs, train_config
@@ -82,7 +83,10 @@ def _source(args, device):
     hooks = [hook_name(args.site, layer) for layer in layers]
     with distributed.main_first():
         check_context(model, args.context_size)
-        windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split="train", max_tokens=args.tokens)
+        # at least one shuffle block of text, however few tokens training takes (the block is what the stream needs)
+        need = block_windows(args.batch_size, args.context_size, skip_bos) * args.context_size
+        windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split="train",
+                                max_tokens=max(args.tokens, need))
     batches = stream_source(model, windows, hooks, args.batch_size, args.seed, skip_bos, device)
     ref = model_ref(model) | {"source": f"model:{model_ref(model)}:text:{source_fingerprint(args.text)}:ctx:{args.context_size}",
                               "saelens": saelens_metadata(model)}

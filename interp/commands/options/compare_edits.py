@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interp.commands.options.common import command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.text import TEXT_HELP, add_decoding
 
 
 def add_parser(sub) -> None:
@@ -39,7 +39,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="eval windows per forward pass")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over units")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--text", default="offline", help="text source: 'offline', a file, folder or glob, or a Hugging Face dataset name")
+    p.add_argument("--text", default="offline", help=TEXT_HELP)
     add_decoding(p)
     p.add_argument("--context-size", type=int, default=128, help="tokens per window")
     p.add_argument("--seed", type=int, default=0, help="seeds the unit draws, random directions, positions and SAEs")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interp.commands.options.common import command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.text import add_decoding, add_split
 from interp.sites import SITES
 
 
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--explanations", default=None, metavar="FILE", help="explanations and scores; when not given, SAE_DIR/explanations.json if it exists")
     p.add_argument("--text", default="offline", help="with --tokens: the text source")
     add_decoding(p)
-    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"], help="with --tokens: which documents of the text source")
+    add_split(p, "heldout", "with --tokens: ")
     p.add_argument("--context-size", type=int, default=128, help="with --tokens: tokens per window")
     p.add_argument("--top", type=int, default=20, help="top activating examples per feature")
     p.add_argument("--bands", type=int, default=10, help="activation bands of [0, max] to sample from")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interp.commands.options.common import command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.text import ONE_DOCUMENT, add_decoding
 
 
 def add_parser(sub) -> None:
@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
                    "lets others use the model (a warning is printed)")
     p.add_argument("--features", default="0-99", help="without --dashboard: the features whose pages to build")
     p.add_argument("--tokens", type=int, default=16384, help="without --dashboard: held-out tokens to build them from")
-    p.add_argument("--text", default="offline", help="without --dashboard: the text source of those tokens")
+    p.add_argument("--text", default="offline", help="without --dashboard: the text source of those tokens (its held-out part; " + ONE_DOCUMENT + ")")
     add_decoding(p)
     p.add_argument("--max-prompt-tokens", type=int, default=1024, help="longer prompts get HTTP 413")
     p.add_argument("--max-new-tokens", type=int, default=64, help="the cap on a steer's new tokens")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interp.commands.options.common import command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.text import ONE_DOCUMENT, add_decoding
 from interp.sites import SITES
 
 
@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the trainer's)")
     p.add_argument("--sparsity-coefficient", type=float, default=None, help="L1 (relu) or L0 (jumprelu) weight")
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
-    p.add_argument("--text", default="offline", help="text source when running the model")
+    p.add_argument("--text", default="offline", help="text source when running the model (its train part; " + ONE_DOCUMENT + ")")
     add_decoding(p)
     p.add_argument("--context-size", type=int, default=128, help="tokens per window when running the model")
     p.add_argument("--include-bos", action="store_true", help="train on each window's BOS position too")
