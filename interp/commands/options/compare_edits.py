@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interp.commands.options.common import command
+from interp.commands.options.common import add_processing, command
 from interp.commands.options.text import TEXT_HELP, add_decoding
 
 
@@ -17,6 +17,7 @@ def add_parser(sub) -> None:
         "OUT/report.html, OUT/report.md and OUT/results.json; rerunning skips finished layers and kinds.",
     )
     p.add_argument("--model", default="smollm2-135m", help="model name or a local folder (e.g. runs/lm/gpt2-2l)")
+    add_processing(p)
     p.add_argument("--layers", default="all", help="'all', a list like 0,4,8, or a range like 0-3")
     p.add_argument("--units", default="neurons,sae,sae-noerror,random",
                    help="comma-separated unit kinds: neurons, z0, sae, sae-noerror, random")

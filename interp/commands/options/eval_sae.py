@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interp.commands.options.common import command
+from interp.commands.options.common import add_processing, command
 from interp.commands.options.text import add_decoding, add_split
 
 
@@ -16,6 +16,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("sae_dir", help="an SAE folder (cfg.json + sae_weights.safetensors), ours or SAELens's")
     p.add_argument("--model", default=None, help="model to evaluate in (default: the SAE's model_name)")
+    add_processing(p)
     p.add_argument("--text", default="offline", help="text source")
     add_decoding(p)
     add_split(p, "heldout")

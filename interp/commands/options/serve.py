@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interp.commands.options.common import command
+from interp.commands.options.common import add_processing, command
 from interp.commands.options.text import ONE_DOCUMENT, add_decoding
 
 
@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dashboard", default=None, metavar="DIR",
                    help="a dashboard folder written by `interp dashboard`; when not given, one is built at start")
     p.add_argument("--model", default=None, help="model name or folder (default: the SAE's model)")
+    add_processing(p)
     p.add_argument("--port", type=int, default=8000, help="the port (0: any free one, printed at start)")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on; anything but this machine "
                    "lets others use the model (a warning is printed)")
