@@ -75,8 +75,9 @@ def readability_lines(results: dict) -> list[str]:
         for kind, res in r["kinds"].items():
             sp = res["summary"].get("spearman_readability_vs_add_effect_at_kl_0.2")
             if sp:
+                ci = f" [{_num(sp['lo'], 2)}, {_num(sp['hi'], 2)}]" if sp.get("lo") is not None else ""
                 out.append(f"layer {r['layer']} {KIND_NAMES[kind]}: Spearman rho between readability (top-and-random) "
-                           f"and effect at KL 0.2 = {_num(sp['rho'], 3)} over {sp['n']} units")
+                           f"and effect at KL 0.2 = {_num(sp['rho'], 3)}{ci} (95% bootstrap CI over units), n = {sp['n']}")
     return out
 
 

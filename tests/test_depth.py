@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import interp.pipelines.compare_layers as depth
-from analyses.report import diff_ci
+from analyses.report import ceiling_figure, diff_ci
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
 from interp.models.processing import TL_PROCESSING
@@ -76,7 +76,7 @@ def test_two_layers_end_to_end_write_reports_that_state_sample_sizes(tiny_model,
     assert "undefined / n" in md and "minus random" in md
     page = (tmp_path / "report.html").read_text()
     assert "* plotly.js v" in page and "<script src" not in page  # plotly's JavaScript is in the page itself
-    assert page.count('class="plotly-graph-div"') == 5
+    assert page.count('class="plotly-graph-div"') == 6  # 4 score kinds, the lexical ceiling beside the score, SAE quality
     assert json.loads((tmp_path / "results.json").read_text())["layers"] == [0, 2]
     for layer in (0, 2):
         assert (tmp_path / "layers" / f"L{layer:02d}" / "sae" / "s0" / "explanations.json").exists()
@@ -237,3 +237,9 @@ def test_the_lexical_ceiling_and_the_density_matched_comparison_are_in_results_u
     for text in (md, page):
         assert "Lexical ceiling" in text and "bigram R²" in text and "Density-matched" in text and "within density bins" in text
         assert "Ceiling-matched" in text and "within lexical-ceiling bins" in text
+    # the ceiling per layer and basis is plotted beside the scores, one line per basis (plus its leave-one-out)
+    assert "Score and lexical ceiling by depth" in page
+    fig = ceiling_figure(res)
+    ceil = [t for t in fig.data if t.xaxis == "x2"]
+    assert len(ceil) == 2 * len(res["bases"]) and list(ceil[0].x) == [1, 2]
+    assert list(ceil[0].y) == pytest.approx([row["lexical"][res["bases"][0]]["bigram"]["mean"] for row in res["rows"]])

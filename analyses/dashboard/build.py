@@ -79,6 +79,8 @@ def build_dashboard(
     explanations: dict[int, dict] | None = None,
     prompts: list[dict] | None = None,
     title: str = "dashboard",
+    steering: dict[int, dict] | None = None,  # analyses/dashboard/steering.py: steering_examples
+    steer_cfg=None,  # the SteerConfig that made `steering` (for the words above the examples)
 ) -> Path:
     """Write the dashboard for every feature in `stats` into `out`; returns index.html's path."""
     t0 = time.perf_counter()
@@ -88,12 +90,13 @@ def build_dashboard(
     t = stats.tensors
     used = {int(i) for name in ("top_tokens", "band_tokens", "logit_top_ids", "logit_bottom_ids") if name in t for i in torch.unique(t[name]).tolist()}
     used |= {i for p in prompts or [] for i in p["tokens"]}
+    used |= {i for e in (steering or {}).values() for r in e["runs"] for i in r["default"] + r["steered"]}
     used.discard(-1)
     strings = token_strings(sorted(used))
     # every page whole or as it was (a full disk is one line); not fsynced: pages are many and remade in seconds
     write_text_atomic(out / "assets" / "vocab.js", "window.VOCAB = " + script_json({str(k): v for k, v in strings.items()}) + ";\n",
                       sync=False)
-    w = Pages(stats, strings, explanations or {}, bool(prompts), title)
+    w = Pages(stats, strings, explanations or {}, bool(prompts), title, steering, steer_cfg)
     for r, fid in enumerate(w.ids):
         write_text_atomic(out / "features" / f"{fid}.html", w.feature_page(r), sync=False)
     if prompts:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from analyses.dashboard import make_dashboard, read_explanations
+from analyses.dashboard.steering import DEFAULT_STEER_PROMPTS, SteerConfig, check_steering, steering_unit
 from analyses.dictionary import neuron_dictionary, sae_dictionary
 from analyses.features import FeatureStatsConfig, parse_features
 from analyses.prompts import read_prompts
@@ -34,7 +36,13 @@ from sae import load_sae
 def run(args) -> int:
     started = time.time()
     out = Path(args.out)
-    refuse_other_run(out, vars(args) | {"func": None}, [out / "index.html"], args.overwrite)
+    config = _config(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    refuse_other_run(out, config, [out / "index.html"], args.overwrite)
+    steering = _steering(args)
+    if steering is not None and args.no_model:
+        raise InterpError("--steer-prompts runs the model: drop --no-model.")
     if args.neurons and args.sae_dir:
         raise InterpError("give either SAE_DIR or --neurons, not both.")
     if args.neurons and (args.layer is None or args.no_model):
@@ -94,6 +102,10 @@ def run(args) -> int:
     cfg = FeatureStatsConfig(n_top=args.top, n_bands=args.bands, per_band=args.per_band)
     prompts = read_prompts(args.prompts, defaults=not args.no_default_prompts) if model is not None else None
     explanations = read_explanations(explanations_file)
+    steer_unit = None
+    if steering is not None:
+        check_steering(model, steering)
+        steer_unit = steering_unit(dictionary.kind, dictionary.hook_name, None if args.neurons else sae, model.cfg.d_model)
     cache.check([dictionary.hook_name])  # a bad shard is refused before the pass (and its progress bar) starts
     bar = tqdm(total=cache.n_tokens, unit="tok", unit_scale=True, desc="features")
 
@@ -104,17 +116,48 @@ def run(args) -> int:
 
     try:
         index, stats = make_dashboard(dictionary, cache, out, model=model, features=features, cfg=cfg, prompts=prompts,
-                                      explanations=explanations, title=title, progress=progress, device=_device_of(dictionary))
+                                      explanations=explanations, title=title, progress=progress, device=_device_of(dictionary),
+                                      steering=steering, steer_unit=steer_unit, steer_progress=_steer_bar(steering, len(features)))
     finally:
         bar.close()
     secs = time.time() - started
-    write_run_json(out, vars(args) | {"func": None}, started, n_features=len(features), n_tokens=stats.meta["n_tokens"],
+    write_run_json(out, config, started, n_features=len(features), n_tokens=stats.meta["n_tokens"],
                    timings=stats.meta["timings"], features_per_second=round(len(features) / secs, 2))
     t = stats.meta["timings"]
     print(f"{len(features):,} {'neurons' if args.neurons else 'features'} over {stats.meta['n_tokens']:,} tokens in {secs:.1f} s "
-          f"(pass {t['pass']:.1f} s, weights {t['weights']:.1f} s, prompts {t['prompts']:.1f} s, pages {t['render']:.1f} s)")
+          f"(pass {t['pass']:.1f} s, weights {t['weights']:.1f} s, prompts {t['prompts']:.1f} s"
+          + (f", steering {t['steering']:.1f} s = {t['steering'] / max(1, len(features)):.2f} s per feature" if "steering" in t else "")
+          + f", pages {t['render']:.1f} s)")
     print(index.resolve())
     return 0
+
+
+def _config(args) -> dict:
+    """What run.json records; the --steer-* settings only when steering was asked for, so that a
+    dashboard without it records (and is compared on) exactly what it did before they existed."""
+    config = vars(args) | {"func": None}
+    if args.steer_prompts is None:
+        config = {k: v for k, v in config.items() if not k.startswith("steer_")}
+    return config
+
+
+def _steering(args) -> SteerConfig | None:
+    if args.steer_prompts is None:
+        return None
+    prompts = DEFAULT_STEER_PROMPTS if args.steer_prompts == "default" else read_prompts(args.steer_prompts, defaults=False)
+    return SteerConfig(tuple(prompts), args.steer_strength, args.steer_mode, args.steer_tokens, args.steer_seed, args.steer_temperature)
+
+
+def _steer_bar(steering, n: int):
+    if steering is None:
+        return None
+    bar = tqdm(total=n, unit="feature", desc="steering")
+
+    def step(k: int) -> None:
+        bar.update(k)
+        if bar.n >= bar.total:
+            bar.close()
+    return step
 
 
 def _check_same_model(sae_dir, name: str, path: str | None, cache: ActivationStore) -> None:

@@ -332,7 +332,7 @@ def summarize_kind(units: list[dict], cfg: EditConfig) -> dict:
         out[ladder] = s
     if any(u["readability"] is not None for u in units):
         out["spearman_readability_vs_add_effect_at_kl_0.2"] = E.spearman(
-            [u["readability"] for u in units], [u["curves"]["add"]["effect_at_kl_0.2"] for u in units])
+            [u["readability"] for u in units], [u["curves"]["add"]["effect_at_kl_0.2"] for u in units], cfg.n_boot, cfg.seed)
     return out
 
 
@@ -344,7 +344,9 @@ def read_readability(folder: str | Path | None, layer: int) -> dict:
     if not path.exists():
         raise InterpError(f"no compare-layers scores for layer {layer} in {folder} (expected {path}).")
     units = json.loads(path.read_text())
-    basis = {"neurons": "neurons", "z0": None, "sae": "sae", "sae-noerror": "sae", "random": None}
+    # compare-layers scores CRATE's code z (hook_post), not z0: a z0 entry takes the score of the code
+    # entry of the same dictionary atom, which its second ISTA step turns into
+    basis = {"neurons": "neurons", "z0": "neurons", "sae": "sae", "sae-noerror": "sae", "random": None}
     return {kind: {u["unit"]: u.get("top_random") for u in units.get(b, []) if u.get("seed", 0) == 0 and u.get("side", "+") == "+"}
             for kind, b in basis.items() if b is not None and b in units}
 

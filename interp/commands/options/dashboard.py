@@ -39,4 +39,16 @@ def add_parser(sub) -> None:
     p.add_argument("--bands", type=int, default=10, help="activation bands of [0, max] to sample from")
     p.add_argument("--per-band", type=int, default=5, help="examples sampled from each band")
     p.add_argument("--title", default=None, help="the dashboard's title (default: the SAE folder's name)")
+    p.add_argument("--steer-prompts", default=None, metavar="FILE|default",
+                   help="add a steering example to each feature page, precomputed now: the default and the steered continuation "
+                   "(same seed) of each prompt; 'default' (three fixed prompts) or a file (one prompt per line, or a .json "
+                   "list of strings). Costs 2 x prompts x (steer-tokens + 1) forwards per feature (docs/editing.md)")
+    p.add_argument("--steer-strength", type=float, default=5.0, metavar="S",
+                   help="with --steer-prompts: add S x the feature's max activation to it (or clamp it there)")
+    p.add_argument("--steer-mode", default="add", choices=["add", "clamp"], help="with --steer-prompts: add to the feature or clamp it")
+    p.add_argument("--steer-tokens", type=int, default=16, metavar="N", help="with --steer-prompts: new tokens per continuation")
+    p.add_argument("--steer-temperature", type=float, default=1.0, help="with --steer-prompts: sampling temperature (0: greedy)")
+    p.add_argument("--steer-seed", type=int, default=0, help="with --steer-prompts: the seed of both runs")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice; 1 is much faster for "
+                   "--steer-prompts on a busy CPU)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
