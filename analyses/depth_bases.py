@@ -35,6 +35,7 @@ from analyses.bases import (
 )
 from analyses.dictionary import neuron_dictionary, sae_dictionary
 from analyses.scoring import score_many
+from analyses.scoring.agreement import cross_summary
 from analyses.scoring.kinds import KINDS, kind_values, summarize_kinds
 from analyses.scoring.stats import derived_seed
 from interp.errors import InterpError
@@ -89,16 +90,18 @@ def layer_dictionaries(model, hook: str, bases: list[str], saes: dict, train_cac
 
 
 def score_bases(dicts: dict, train_cache, held_cache, hook: str, cfg, folder: Path, tokenizer=None,
-                explainer=None, simulator=None, device=None) -> dict:
+                explainer=None, simulator=None, device=None, cross=None) -> dict:
     """Score every dictionary of one model from one pass per split; write each to folder/<basis>[/s<i>];
-    return {name: ScoreResult}."""
+    return {name: ScoreResult}. `cross`: (explainer, simulator) of the cross-check, which scores
+    cfg.cross_check_units of each dictionary's units again (analyses.scoring.score_many)."""
     if not dicts:
         return {}
     # every scored unit's held-out activations are kept (heldout_acts.safetensors): the lexical ceiling reads them
     scfg = replace(cfg.scoring, n_features=cfg.features_per_layer, seed=cfg.seed, keep_heldout_acts=True)
     wpb = cfg.windows_per_batch
     results = score_many({n: (d, None) for n, d in dicts.items()}, train_cache.iter_windows([hook], wpb),
-                         held_cache.iter_windows([hook], wpb), scfg, tokenizer, explainer, simulator, device)
+                         held_cache.iter_windows([hook], wpb), scfg, tokenizer, explainer, simulator, device,
+                         cross=None if cross is None else (*cross, cfg.cross_check_units))
     for n, r in results.items():
         r.save(Path(folder) / n[len(hook) + 1:])
     return results
@@ -118,16 +121,27 @@ def basis_rows(results: dict, hook: str, bases: list[str], n_boot: int, seed: in
             i = int(n.rsplit("/s", 1)[1]) if basis in SEEDED else 0
             n_units = r.summary["n_total"] // 2 if basis not in ("sae", "sae-random-model") else r.summary["n_total"]
             n_stretches = max(1, r.meta["n_train_tokens"] // r.meta["config"]["example_len"])
+            crossed = {} if r.cross is None else {c.feature: c for c in r.cross.scores}
             for s in r.scores:
                 v = kind_values(s)
                 side = "+" if basis in ("sae", "sae-random-model") or s.feature < n_units else "-"
                 units.append({"seed": i, "feature": s.feature, "unit": s.feature if side == "+" else s.feature - n_units, "side": side,
                               "density": s.train_firing_examples / n_stretches, **v})
+                if s.feature in crossed:  # the cross-check's scores of the same unit on the same examples
+                    c = crossed[s.feature]
+                    units[-1]["cross"] = {**kind_values(c), "explanation": c.explanation.text, "tokens_explanation": s.explanation.text}
             scores += r.scores
             per_seed.append({"seed_index": i, "n": len(r.scores),
                              **{k: r.summary["kinds"][k]["mean_undefined_at_chance"] for k in KINDS}})
             n_total, n_dead, n_live = n_total + r.summary["n_total"], n_dead + r.summary["n_dead"], n_live + r.summary["n_live"]
+        cross = cross_summary(units, n_boot, seed)
+        if cross is not None:
+            secs = [results[n].cross.meta["seconds"] for n in names if results[n].cross is not None]
+            cross["seconds_per_unit"] = round(sum(x["total"] for x in secs) / max(1, sum(len(results[n].cross.scores) for n in names
+                                                                                       if results[n].cross is not None)), 2)
+            cross["scorer"] = next(results[n].cross.meta for n in names if results[n].cross is not None)["simulator"]
         rows[basis] = {"kinds": summarize_kinds(scores, n_boot, seed), "per_seed": per_seed, "n_seeds": len(names),
+                       **({"cross_check": cross} if cross is not None else {}),
                        "n_scored": len(scores), "n_total": n_total, "n_dead": n_dead, "n_live": n_live,
                        "n_sides": {"+": sum(u["side"] == "+" for u in units), "-": sum(u["side"] == "-" for u in units)},
                        "units": units}

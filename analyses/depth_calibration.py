@@ -109,7 +109,7 @@ def ceiling_matched(rows: dict, kind: str = "top_random", n_boot: int = 1000, se
 
 def ceiling_trends(rows: list[dict], bases: list[str], n_boot: int = 1000, seed: int = 0, key: str = "bigram") -> dict:
     """analyses.trend.depth_trend of each basis's lexical ceiling (`key`, undefined units left out),
-    raw and minus the random null's mean of the same layer and seed index."""
+    raw and minus the random null of the same layer (both resampled)."""
     out = {"raw": {}, "minus_random": {}}
     if len(rows) < 2 or not all(r.get("lexical") for r in rows):
         return out
@@ -121,12 +121,9 @@ def ceiling_trends(rows: list[dict], bases: list[str], n_boot: int = 1000, seed:
 
     for b in bases:
         out["raw"][b] = depth_trend({r["layer"]: by_seed(r, b) for r in rows}, n_boot, seed)
-        if "random" in bases and b != "random":
-            cal = {}
-            for r in rows:
-                null = [float(v.mean()) for v in by_seed(r, "random")]
-                cal[r["layer"]] = [v - null[min(i, len(null) - 1)] for i, v in enumerate(by_seed(r, b))]
-            out["minus_random"][b] = depth_trend(cal, n_boot, seed)
+        if "random" in bases and b != "random":  # the null resampled too (analyses.trend)
+            out["minus_random"][b] = depth_trend({r["layer"]: by_seed(r, b) for r in rows}, n_boot, seed,
+                                                 null={r["layer"]: by_seed(r, "random") for r in rows})
     return out
 
 

@@ -25,8 +25,10 @@ from analyses.depth_calibration import (
     lexical_table,
     summary_text,
 )
+from analyses.depth_cross_check import cross_check, cross_table, cross_text
 from analyses.scoring.kinds import CHANCE, KIND_NAMES, KINDS
 from analyses.trend import depth_trend
+from interp.files import write_text_atomic
 
 BASIS_NAMES = {"neurons": "neurons", "sae": "SAE features", "random": "random directions", "rotated": "rotated neurons",
                "pca": "PCA", "ica": "ICA", "sae-random-model": "SAE on a random model"}
@@ -42,8 +44,8 @@ EXTRAS = (("lexical_text", "Lexical ceiling: what token and bigram identity can 
 def write_reports(results: dict, out: str | Path) -> tuple[Path, Path]:
     out = Path(out)
     md, page = out / "report.md", out / "report.html"
-    md.write_text(markdown(results))
-    page.write_text(html_page(results))
+    write_text_atomic(md, markdown(results))  # each is whole or as it was: a full disk is one line
+    write_text_atomic(page, html_page(results))
     return md, page
 
 
@@ -69,6 +71,7 @@ def summarize(model_name: str, rows: list[dict], settings: dict, cfg, training: 
         if r.get("lexical"):
             r["ceiling_matched"] = ceiling_matched(r["bases"], "top_random", cfg.scoring.n_boot, cfg.seed)
     results["ceiling_trend"] = ceiling_trends(rows, bases, cfg.scoring.n_boot, cfg.seed)
+    results["cross_check"] = cross_check(rows, cfg.scoring.n_boot, cfg.seed)
     results["lexical_text"], results["ceiling_text"], results["density_text"] = summary_text(results, BASIS_NAMES)
     return results
 
@@ -83,9 +86,9 @@ def seed_scores(row: dict, basis: str, kind: str) -> list[np.ndarray]:
 def trends(rows: list[dict], bases: list[str], n_boot: int, seed: int) -> dict:
     """analyses.trend.depth_trend of every basis and score kind, raw and minus random.
 
-    Minus random: each unit's score minus the mean of the random null of the same layer and seed
-    index (seed 0's for the bases that have one); the null's mean enters as a constant, so its own
-    sampling error (an SE of about 0.01 at 160 units) is not in the interval."""
+    Minus random: the basis's layer mean minus the random null's (each the mean over its seeds), with
+    both resampled (seeds, then units) in every bootstrap draw, so the per-layer CIs and the slope's
+    interval include the null's own sampling error as well as the basis's."""
     out = {"raw": {}, "minus_random": {}}
     if len(rows) < 2:
         return out
@@ -95,11 +98,8 @@ def trends(rows: list[dict], bases: list[str], n_boot: int, seed: int) -> dict:
             by_layer = {r["layer"]: seed_scores(r, basis, kind) for r in rows}
             out["raw"][basis][kind] = depth_trend(by_layer, n_boot, seed)
             if "random" in bases and basis != "random":
-                cal = {}
-                for r in rows:
-                    null = [float(s.mean()) for s in seed_scores(r, "random", kind)]
-                    cal[r["layer"]] = [s - null[min(i, len(null) - 1)] for i, s in enumerate(seed_scores(r, basis, kind))]
-                out["minus_random"][basis][kind] = depth_trend(cal, n_boot, seed)
+                null = {r["layer"]: seed_scores(r, "random", kind) for r in rows}
+                out["minus_random"][basis][kind] = depth_trend(by_layer, n_boot, seed, null=null)
     return out
 
 
@@ -272,6 +272,9 @@ def markdown(results: dict) -> str:
     for extra, title, table in EXTRAS:
         if results.get(extra):
             lines += ["", f"## {title}", ""] + [f"- {s}" for s in results[extra]] + [""] + _md_table(*table(results, BASIS_NAMES))
+    if results.get("cross_check"):
+        lines += ["", "## LLM cross-check: rank agreement of LLM and token scores on the same units", ""]
+        lines += [f"- {s}" for s in cross_text(results)] + [""] + _md_table(*cross_table(results, BASIS_NAMES))
     sec = results["seconds"]
     names = {"record": "recording", "train_saes": "SAE training", "record_random_model": "recording the random model",
              "train_random_model_saes": "its SAEs", "layers": "per-layer evaluation, fitting and scoring", "this_run": "this invocation"}
@@ -315,6 +318,8 @@ def figures(results: dict) -> list:
         fig.update_layout(title=f"{KIND_NAMES[kind]} by depth: {results['model']} {results['site']}")
         fig.update_xaxes(tickmode="array", tickvals=x, title_text="layer")
         figs.append(fig)
+    if all(r.get("lexical") for r in rows):
+        figs.append(ceiling_figure(results))
     quality = make_subplots(rows=1, cols=3, subplot_titles=("explained variance", "CE recovered", "training tokens"))
     for i, (_key, get) in enumerate((("EV", lambda q: q["explained_variance"]), ("CE", lambda q: q.get("ce_loss_score")),
                                     ("tokens", lambda q: q["training"]["tokens"]))):
@@ -326,6 +331,36 @@ def figures(results: dict) -> list:
     quality.update_xaxes(tickmode="array", tickvals=x, title_text="layer")
     figs.append(quality)
     return figs
+
+
+def ceiling_figure(results: dict):
+    """The lexical ceiling per layer and basis (bigram R², in-sample with its 95% CI, leave-one-out
+    dotted) beside the top-and-random score, so the reader sees how much a token explainer could see."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows, x = results["rows"], results["layers"]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("top-and-random corr. (undefined at 0), 95% CI",
+                                                        "lexical ceiling: bigram R² (in-sample, 95% CI; leave-one-out dotted)"))
+    for b in results["bases"]:
+        k = [r["bases"][b]["kinds"]["top_random"] for r in rows]
+        m = [v["mean_undefined_at_chance"] for v in k]
+        fig.add_trace(go.Scatter(x=x, y=m, mode="lines+markers", name=BASIS_NAMES[b], legendgroup=b, line={"color": COLORS[b]},
+                                 error_y=_err(m, [v["ci95_undefined_at_chance"][0] for v in k],
+                                              [v["ci95_undefined_at_chance"][1] for v in k])), row=1, col=1)
+        lex = [r["lexical"].get(b) for r in rows]
+        if not all(c and c["bigram"]["mean"] is not None for c in lex):
+            continue
+        cm = [c["bigram"]["mean"] for c in lex]
+        fig.add_trace(go.Scatter(x=x, y=cm, mode="lines+markers", name=BASIS_NAMES[b], legendgroup=b, showlegend=False,
+                                 line={"color": COLORS[b]}, error_y=_err(cm, [c["bigram"]["ci95"][0] for c in lex],
+                                                                          [c["bigram"]["ci95"][1] for c in lex])), row=1, col=2)
+        fig.add_trace(go.Scatter(x=x, y=[c["bigram_loo"]["mean"] for c in lex], mode="lines", name=f"{BASIS_NAMES[b]}, leave-one-out",
+                                 legendgroup=b, showlegend=False, line={"color": COLORS[b], "dash": "dot"}), row=1, col=2)
+    fig.update_layout(title=f"Score and lexical ceiling by depth: {results['model']} {results['site']}")
+    fig.update_xaxes(tickmode="array", tickvals=x, title_text="layer")
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    return fig
 
 
 def _err(m, lo, hi) -> dict:

@@ -21,6 +21,14 @@ degrees of freedom. tests/test_trend.py checks on synthetic data (an exact line 
 and a step plus layer scatter) that it covers the true slope at 95% +/- 3 points, where an interval
 from units alone covers about 60%.
 
+A calibrated quantity (a basis minus a null of the same layer, such as random directions) is a
+difference of two sampled means, so the null's own sampling error belongs in it: with
+`depth_trend(scores, null=null_scores)` the layer mean is the basis's minus the null's, and each
+bootstrap draw is the difference of two independent hierarchical draws (the basis's seeds and units,
+the null's seeds and units), so the per-layer CIs, `se2`, the slope's interval and the interval
+from units and seeds alone all carry both variances. Subtracting the null's mean as a constant
+would leave its error out (tests/test_trend.py shows the per-layer CIs then under-cover).
+
 The shape test compares constant, line and step (two levels, one breakpoint between consecutive
 layers) by AICc on the layer means (small-sample Akaike criterion; the step pays for its breakpoint
 as a parameter), with Akaike weights as the strength of evidence. A slope is worth reading only
@@ -99,20 +107,39 @@ def _tau2(x: np.ndarray, y: np.ndarray, se2: np.ndarray) -> float:
     return max(0.0, best / (n - 4) - float(se2.mean()))
 
 
-def depth_trend(layer_scores: dict, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+def _layer_mean(seeds: list) -> float:
+    """A layer's mean: the mean over seeds of their unit means (as layer_bootstrap draws it)."""
+    return float(np.mean([np.mean(s) for s in seeds if len(s)]))
+
+
+def _sizes(seeds: list, prefix: str = "") -> dict:
+    return {f"{prefix}n_seeds": sum(1 for s in seeds if len(s)), f"{prefix}n_units": int(sum(len(s) for s in seeds))}
+
+
+def depth_trend(layer_scores: dict, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05, null: dict | None = None) -> dict:
     """Per-layer means with CIs, the slope with a CI over units, seeds and layers, and the shape test.
-    Returns a JSON-ready dict; its "text" says in words what the numbers support."""
+    With `null` ({depth: [seed arrays]} at the same depths), the quantity is the basis minus the null,
+    and both are resampled (see the module doc). Returns a JSON-ready dict; its "text" says in words
+    what the numbers support."""
     rng = np.random.default_rng(seed)
     depths = sorted(layer_scores)
+    if null is not None and sorted(null) != depths:
+        raise ValueError(f"the null has depths {sorted(null)}, the scores {depths}")
     x = np.asarray(depths, dtype=np.float64)
     draws = [layer_bootstrap(layer_scores[d], n_boot, rng) for d in depths]
-    means = np.array([np.mean([np.mean(s) for s in layer_scores[d] if len(s)]) for d in depths])
+    means = np.array([_layer_mean(layer_scores[d]) for d in depths])
+    if null is not None:  # independent draws of the null, so a difference's draw carries both variances
+        draws = [b - layer_bootstrap(null[d], n_boot, rng) for b, d in zip(draws, depths)]
+        means = means - np.array([_layer_mean(null[d]) for d in depths])
     se2 = np.array([d.var(ddof=1) for d in draws])
     layers = [{"depth": d, "mean": float(m), "lo": float(np.quantile(b, alpha / 2)), "hi": float(np.quantile(b, 1 - alpha / 2)),
-               "n_seeds": sum(1 for s in layer_scores[d] if len(s)), "n_units": int(sum(len(s) for s in layer_scores[d]))}
+               **_sizes(layer_scores[d]), **({} if null is None else _sizes(null[d], "null_"))}
               for d, m, b in zip(depths, means, draws)]
-    out = {"layers": layers, "shape": shape_test(x, means), "method": "hierarchical bootstrap within layers "
-           "(seeds, then units) plus a between-layer variance from a line-with-one-step fit; t with L-4 df"}
+    method = "hierarchical bootstrap within layers (seeds, then units)"
+    if null is not None:
+        method += ", of the basis and of the null independently (the difference of their draws)"
+    out = {"layers": layers, "shape": shape_test(x, means), "minus_null": null is not None,
+           "method": method + ", plus a between-layer variance from a line-with-one-step fit; t with L-4 df"}
     if len(x) < 5:
         out["slope"] = None
         out["text"] = [f"{len(x)} layers: too few for a slope whose interval counts between-layer scatter (need 5)."]

@@ -1,5 +1,7 @@
 import pytest
 import torch
+from chromium import ARGS, CHROMIUM
+from playwright.sync_api import sync_playwright
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 pytest_plugins = ["skip_guard"]  # tests/skip_guard.py: skips fail CI, a notice when Chromium is missing
@@ -20,3 +22,12 @@ def tiny_model() -> HookedTransformer:
 def tiny_windows() -> torch.Tensor:  # [40, 16]
     g = torch.Generator().manual_seed(1)
     return torch.randint(0, 101, (40, 16), generator=g)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for one test module (tests/chromium.py holds the skip rule that guards it)."""
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()

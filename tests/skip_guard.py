@@ -10,7 +10,7 @@ import pytest
 
 # test id -> why CI may skip it. Keep it short: every entry is a test that CI never runs.
 ALLOWED_SKIPS: dict[str, str] = {}
-BROWSER_TESTS = "test_dashboard_browser.py"
+BROWSER_TESTS = "_browser.py"  # test_dashboard_browser.py, test_serve_browser.py
 BROWSER_NOTICE = "browser tests skipped: Chromium is not installed; enable them with `apt-get install chromium`"
 
 _skipped: list[str] = []

@@ -7,26 +7,19 @@ console stays clean and no request leaves file://. Screenshots go to artifacts/.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 import synthetic_dashboard as sd
-from skip_guard import in_ci
+from chromium import Watch, needs_chromium
 
 from analyses.dashboard import make_dashboard
 from analyses.features import FeatureStatsConfig
 
-CHROMIUM = os.environ.get("INTERP_CHROMIUM", "/usr/bin/chromium")  # another path: tests/test_ci_guards.py
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 EXPLANATION = "fires on '<' of tags like <script>alert(3)</script> & \"quotes\""
 
-# CI installs Chromium (.ci/run), so there a missing browser is a failure, not a skip.
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists() and not in_ci(),
-                                reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -42,32 +35,6 @@ def dashboard(tmp_path_factory) -> Path:
         title="synthetic <b>SAE</b>",
     )
     return index
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright  # a dev dependency: missing it is an error, not a skip
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-class Watch:
-    """Everything a page does that it should not: console errors, page errors, dialogs, requests."""
-
-    def __init__(self, page):
-        self.errors, self.dialogs, self.requests = [], [], []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
-        page.on("request", lambda r: self.requests.append(r.url))
-
-    def check(self):
-        assert self.errors == []
-        assert self.dialogs == []  # no alert() from the corpus ever ran
-        assert self.requests and all(u.startswith("file://") for u in self.requests), self.requests
 
 
 def test_index_to_feature_page_renders_safely(dashboard, browser):

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 import interp.pipelines.compare_layers as depth
-from analyses.report import diff_ci
+from analyses.report import ceiling_figure, diff_ci
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
+from interp.models.processing import TL_PROCESSING
 from interp.pipelines.compare_layers import DepthConfig, compare_layers
 from interp.recording import windows_sha256
 
@@ -75,7 +76,7 @@ def test_two_layers_end_to_end_write_reports_that_state_sample_sizes(tiny_model,
     assert "undefined / n" in md and "minus random" in md
     page = (tmp_path / "report.html").read_text()
     assert "* plotly.js v" in page and "<script src" not in page  # plotly's JavaScript is in the page itself
-    assert page.count('class="plotly-graph-div"') == 5
+    assert page.count('class="plotly-graph-div"') == 6  # 4 score kinds, the lexical ceiling beside the score, SAE quality
     assert json.loads((tmp_path / "results.json").read_text())["layers"] == [0, 2]
     for layer in (0, 2):
         assert (tmp_path / "layers" / f"L{layer:02d}" / "sae" / "s0" / "explanations.json").exists()
@@ -84,7 +85,11 @@ def test_two_layers_end_to_end_write_reports_that_state_sample_sizes(tiny_model,
 
         kept = load_file(str(tmp_path / "layers" / f"L{layer:02d}" / "pca" / "heldout_acts.safetensors"))
         assert kept["acts"].shape == (24, 17, 6) and kept["features"].shape == (6,)  # every held-out token, each scored unit
-        assert (tmp_path / "saes" / f"blocks.{layer}.mlp.hook_post" / "cfg.json").exists()
+        meta = json.loads((tmp_path / "saes" / f"blocks.{layer}.mlp.hook_post" / "cfg.json").read_text())["metadata"]
+        # the SAELens metadata train-sae writes (one writer: sae.runs.sae_metadata), from the train recording
+        assert meta["context_size"] == 17 and meta["prepend_bos"] is True
+        assert meta["dataset_path"] == str(tmp_path / "acts" / "train")
+        assert meta["model_from_pretrained_kwargs"] == TL_PROCESSING
 
 
 def test_every_basis_two_seeds_and_a_matched_ev_target(tiny_model, tmp_path):
@@ -232,3 +237,9 @@ def test_the_lexical_ceiling_and_the_density_matched_comparison_are_in_results_u
     for text in (md, page):
         assert "Lexical ceiling" in text and "bigram R²" in text and "Density-matched" in text and "within density bins" in text
         assert "Ceiling-matched" in text and "within lexical-ceiling bins" in text
+    # the ceiling per layer and basis is plotted beside the scores, one line per basis (plus its leave-one-out)
+    assert "Score and lexical ceiling by depth" in page
+    fig = ceiling_figure(res)
+    ceil = [t for t in fig.data if t.xaxis == "x2"]
+    assert len(ceil) == 2 * len(res["bases"]) and list(ceil[0].x) == [1, 2]
+    assert list(ceil[0].y) == pytest.approx([row["lexical"][res["bases"][0]]["bigram"]["mean"] for row in res["rows"]])

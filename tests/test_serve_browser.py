@@ -9,11 +9,12 @@ import re
 
 import pytest
 import serve_helpers as sh
+from chromium import Watch, needs_chromium
 from playwright.sync_api import expect
-from test_dashboard_browser import ARGS, CHROMIUM, Watch, pytestmark  # noqa: F401 (the same skip rule)
 
 EVIL = "The whale <script>alert(1)</script> rose <img src=x onerror=alert(2)> from the sea."
 NEW = 8
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +23,6 @@ def server(tmp_path_factory):
     s = sh.Server(sh.make_folders(root), root / "home", "--features", "all")
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright  # a dev dependency: missing it is an error, not a skip
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_type_read_click_and_steer(server, browser, tmp_path):

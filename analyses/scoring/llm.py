@@ -19,6 +19,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import torch
+
 from interp.device import pick_device
 from interp.errors import InterpError
 from interp.files import write_text_atomic
@@ -71,12 +73,13 @@ class LocalHF:
         self.model_ref, self.device, self.max_new_tokens = model, device, max_new_tokens
         self.name = f"hf:{Path(model).name}"
         self._lm = self._tok = None
+        self._prefix = None  # (prefix ids, its keys and values per layer) of slot_logits
+        self.forwards = 0
 
     def identity(self) -> dict:
         return {"backend": "hf", "model": str(self.model_ref), "max_new_tokens": self.max_new_tokens}
 
     def _load(self):
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if self.model_ref == "smollm2-135m":
@@ -89,17 +92,59 @@ class LocalHF:
             self._tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self._lm.to(pick_device(self.device))
 
-    def complete(self, prompt: str) -> str:
-        import torch
-
+    @property
+    def tokenizer(self):
         if self._lm is None:
             self._load()
-        tok = self._tok
+        return self._tok
+
+    def chat_ids(self, prompt: str) -> list[int]:
+        """The prompt as a user turn and the start of the assistant's answer (plain text without a chat template)."""
+        tok = self.tokenizer
         if getattr(tok, "chat_template", None):
             ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt")
             ids = ids if isinstance(ids, torch.Tensor) else ids["input_ids"]
-        else:
-            ids = tok(prompt, return_tensors="pt")["input_ids"]
+            return ids[0].tolist()
+        return tok(prompt)["input_ids"]
+
+    def slot_logits(self, prefix: list[int], suffixes: list[list[int]], slots: list[list[int]],
+                    answers: list[int]) -> list[torch.Tensor]:
+        """Teacher-forced reading, no generation: for each suffix (after the shared `prefix`), the
+        logits over the `answers` token ids of the NEXT token at each of its `slots` (positions in
+        the suffix). The prefix is run once and kept (its keys and values) while it stays the same;
+        the suffixes then go through in ONE forward, right-padded. Returns [len(slots[b]), len(answers)]
+        per suffix. `forwards` counts the model's forward passes."""
+        from transformers import DynamicCache
+
+        if self._lm is None:
+            self._load()
+        lm = self._lm
+        dev = lm.device
+        with torch.no_grad():
+            if self._prefix is None or self._prefix[0] != prefix:
+                out = lm.model(input_ids=torch.tensor([prefix], device=dev), use_cache=True)
+                self.forwards += 1
+                kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+                self._prefix = (list(prefix), kv)
+            kv = self._prefix[1]
+            B, S, P = len(suffixes), max(len(s) for s in suffixes), len(prefix)
+            ids = torch.zeros(B, S, dtype=torch.int64)
+            mask = torch.zeros(B, P + S, dtype=torch.int64)
+            mask[:, :P] = 1
+            for b, s in enumerate(suffixes):
+                ids[b, :len(s)] = torch.tensor(s, dtype=torch.int64)
+                mask[b, P:P + len(s)] = 1
+            cache = DynamicCache([(k.expand(B, -1, -1, -1).contiguous(), v.expand(B, -1, -1, -1).contiguous()) for k, v in kv])
+            h = lm.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), past_key_values=cache, use_cache=True).last_hidden_state
+            self.forwards += 1
+            w = lm.get_output_embeddings().weight[torch.tensor(answers, device=dev)]  # only the answers' rows of the unembedding
+            return [(h[b, torch.tensor(slots[b], dtype=torch.int64, device=dev)] @ w.T).float().cpu() for b in range(B)]
+
+    def complete(self, prompt: str) -> str:
+        if self._lm is None:
+            self._load()
+        tok = self._tok
+        ids = torch.tensor([self.chat_ids(prompt)])
         ids = ids.to(self._lm.device)
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         with torch.no_grad():
@@ -117,6 +162,10 @@ class CachedLLM:
         self.name = llm.name
         self.cache_dir = Path(cache_dir) if cache_dir is not None else interp_home() / "llm_cache"
         self.requests = self.hits = 0
+
+    @property
+    def backend(self):
+        return self.llm
 
     def key(self, prompt: str) -> str:
         return hashlib.sha256(json.dumps({"llm": self.llm.identity(), "prompt": prompt}, sort_keys=True).encode()).hexdigest()
@@ -138,12 +187,13 @@ class CachedLLM:
 
 
 def make_llm(backend: str, model: str, base_url: str | None = None, api_key: str | None = None,
-             cache_dir: str | Path | None = None, device: str | None = None) -> CachedLLM:
-    """backend "openai" (any OpenAI-compatible endpoint at base_url) or "hf" (local), cached."""
+             cache_dir: str | Path | None = None, device: str | None = None, max_new_tokens: int = 512) -> CachedLLM:
+    """backend "openai" (any OpenAI-compatible endpoint at base_url) or "hf" (local), cached;
+    `max_new_tokens` caps every generated answer."""
     if backend == "openai":
-        llm = OpenAICompatible(model, base_url or "http://localhost:8000/v1", api_key)
+        llm = OpenAICompatible(model, base_url or "http://localhost:8000/v1", api_key, max_tokens=max_new_tokens)
     elif backend == "hf":
-        llm = LocalHF(model, device)
+        llm = LocalHF(model, device, max_new_tokens=max_new_tokens)
     else:
         raise InterpError(f"unknown LLM backend {backend!r}; choose openai (an OpenAI-compatible endpoint) or hf (a local model).")
     return CachedLLM(llm, cache_dir)

@@ -6,7 +6,8 @@ A folder of results holds:
     scores.json         {"summary": mean score, 95% CI, sample sizes, dead features;
                          "meta": config, hook, tokens, timings; "scores": {feature id: score}}
     llm_prompts.jsonl   every prompt an LLM was given and its answer (LLM explainer/simulator only)
-    heldout_acts.safetensors   the scored units' activations on every held-out token (keep_heldout_acts only)"""
+    heldout_acts.safetensors   the scored units' activations on every held-out token (keep_heldout_acts only)
+    cross_check/        the same three files for the units the cross-check scored again (another explainer)"""
 
 from __future__ import annotations
 
@@ -14,14 +15,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from safetensors.torch import save_file
-
 from analyses.scoring.explain import Explanation
-from interp.files import write_json_atomic, write_text_atomic
+from interp.files import write_json_atomic, write_safetensors_atomic, write_text_atomic
 
 EXPLANATIONS_FILE = "explanations.json"
 SCORES_FILE = "scores.json"
 PROMPTS_FILE = "llm_prompts.jsonl"
+CROSS_DIR = "cross_check"  # the cross-check's own explanations.json, scores.json and llm_prompts.jsonl
 HELDOUT_FILE = "heldout_acts.safetensors"  # {"features" [F], "acts" [W, ctx, F] float16}: every held-out token
 
 
@@ -61,6 +61,7 @@ class ScoreResult:
     summary: dict
     meta: dict
     heldout: object = None  # the held-out SplitExamples, with all_acts, when ScoringConfig.keep_heldout_acts
+    cross: ScoreResult | None = None  # the cross-check: some of the same units scored by another explainer (score_many)
 
     def by_feature(self) -> dict[int, FeatureScore]:
         return {s.feature: s for s in self.scores}
@@ -74,11 +75,12 @@ class ScoreResult:
         write_json_atomic(folder / SCORES_FILE, {"summary": self.summary, "dead": self.dead, "meta": self.meta,
                                                   "scores": {str(s.feature): s.score for s in self.scores}})
         if self.heldout is not None and self.heldout.all_acts is not None:
-            save_file({"features": self.heldout.features.contiguous(), "acts": self.heldout.all_acts.contiguous()},
-                      str(folder / HELDOUT_FILE))
+            write_safetensors_atomic(folder / HELDOUT_FILE, {"features": self.heldout.features, "acts": self.heldout.all_acts})
         prompts = [{"feature": s.feature, "kind": "explain", "prompt": s.explanation.prompt, "answer": s.explanation.answer}
                    for s in self.scores if s.explanation.prompt is not None]
         prompts += [{"feature": s.feature, "kind": "simulate", **p} for s in self.scores for p in s.simulation_prompts]
         if prompts:
             write_text_atomic(folder / PROMPTS_FILE, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
+        if self.cross is not None:
+            self.cross.save(folder / CROSS_DIR)
         return folder

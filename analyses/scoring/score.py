@@ -31,6 +31,7 @@ from analyses.scoring.examples import FeatureExamples, SplitExamples, collect_ma
 from analyses.scoring.explain import Explanation, TokenExplainerConfig, explain_tokens, token_decoder
 from analyses.scoring.kinds import summarize_kinds
 from analyses.scoring.llm_explain import LLMExplainer, LLMSimulator
+from analyses.scoring.llm_slots import SlotSimulator
 from analyses.scoring.results import FeatureScore, ScoreResult
 from analyses.scoring.simulate import simulate_tokens
 from analyses.scoring.stats import bootstrap_ci, derived_seed, pearson, sample_live
@@ -87,7 +88,9 @@ class TokenSimulator:
 def make_scorers(explainer: str = "tokens", simulator: str = "tokens", llm=None, tokenizer=None,
                  cfg: ScoringConfig = ScoringConfig(), n_llm_examples: int = 10):
     """(explainer, simulator) by name, "tokens" or "llm"; `llm` from analyses.scoring.llm.make_llm.
-    The token simulator reads only token explanations; the LLM simulator reads any explanation."""
+    The token simulator reads only token explanations; the LLM simulator reads any explanation. The
+    LLM simulator of a local model (hf) is the all-at-once one (analyses/scoring/llm_slots.py); that
+    of an endpoint generates its answer (analyses/scoring/llm_explain.py)."""
     for role, name in (("explainer", explainer), ("simulator", simulator)):
         if name not in ("tokens", "llm"):
             raise InterpError(f"unknown {role} {name!r}; choose tokens or llm.")
@@ -96,7 +99,12 @@ def make_scorers(explainer: str = "tokens", simulator: str = "tokens", llm=None,
     if explainer == "llm" and simulator == "tokens":
         raise InterpError("the token simulator cannot read an LLM's sentence; use --simulator llm with --explainer llm.")
     ex = TokenExplainer(cfg.explainer, tokenizer) if explainer == "tokens" else LLMExplainer(llm, tokenizer, n_llm_examples)
-    sim = TokenSimulator() if simulator == "tokens" else LLMSimulator(llm, tokenizer)
+    if simulator == "tokens":
+        sim = TokenSimulator()
+    elif hasattr(getattr(llm, "backend", llm), "slot_logits"):  # a local model: all at once, one forward per batch
+        sim = SlotSimulator(llm, tokenizer)
+    else:  # an endpoint: one generated answer per example
+        sim = LLMSimulator(llm, tokenizer)
     return ex, sim
 
 
@@ -123,8 +131,10 @@ def score_feature(explanation: Explanation, simulator, held: FeatureExamples, tr
 
 
 def score_examples(train: SplitExamples, heldout: SplitExamples, cfg: ScoringConfig = ScoringConfig(),
-                   explainer=None, simulator=None, progress: Callable[[int], None] | None = None) -> tuple[list[FeatureScore], dict]:
-    """Explain every feature of `train` and score it on `heldout` (same features, same order).
+                   explainer=None, simulator=None, progress: Callable[[int], None] | None = None,
+                   bands: bool = True) -> tuple[list[FeatureScore], dict]:
+    """Explain every feature of `train` and score it on `heldout` (same features, same order);
+    without `bands`, the band examples are not simulated (no band score).
     Returns (scores, seconds spent explaining and simulating)."""
     explainer = explainer or TokenExplainer(cfg.explainer)
     simulator = simulator or TokenSimulator()
@@ -137,7 +147,8 @@ def score_examples(train: SplitExamples, heldout: SplitExamples, cfg: ScoringCon
         explanation = explainer.explain(ex)
         t1 = time.perf_counter()
         train_max = float(train.max[j])
-        row = score_feature(explanation, simulator, heldout.feature(j), train_max, cfg.fire_frac, heldout.band_examples(j))
+        row = score_feature(explanation, simulator, heldout.feature(j), train_max, cfg.fire_frac,
+                            heldout.band_examples(j) if bands else None)
         prompts = simulator.take_prompts() if hasattr(simulator, "take_prompts") else []
         t_explain, t_sim = t_explain + t1 - t0, t_sim + time.perf_counter() - t1
         out.append(FeatureScore(feature=ex.feature, explanation=explanation, train_firing_examples=int(train.count[j]), train_max=train_max,
@@ -189,10 +200,16 @@ def score_many(
     simulator=None,
     device: torch.device | str | None = None,
     out: str | Path | None = None,  # if given, each result is written to out/<name>/
+    cross=None,  # (explainer, simulator, n): also score n of each dictionary's sampled units so (ScoreResult.cross)
 ) -> dict[str, ScoreResult]:
     """score_features for many dictionaries (every layer's neurons and SAE features) with ONE pass
     over each split: the batches must hold every dictionary's hook. Each dictionary samples its
-    features with its own fixed seed (derived from cfg.seed and its name)."""
+    features with its own fixed seed (derived from cfg.seed and its name).
+
+    The cross-check (`cross`): n of each dictionary's scored units, drawn with a seed fixed by cfg.seed
+    and the name, are explained and simulated a second time by the other explainer and simulator
+    (an LLM's), from the SAME train and held-out examples, so the two scores of a unit are paired.
+    The band examples are not simulated there (no band score), to spare the LLM 30 examples a unit."""
     cfg.check()
     started = time.perf_counter()
     ids = {name: torch.arange(d.n_features) if f is None else torch.as_tensor(f, dtype=torch.int64)
@@ -226,8 +243,24 @@ def score_many(
                 "heldout_random_examples": helds[name].rand_sid.tolist(),
                 "seconds": {"train_pass_all": round(t_train, 3), "heldout_pass_all": round(t_held, 3), **seconds}}
         results[name] = ScoreResult(scores, dead[name], summary, meta, helds[name] if cfg.keep_heldout_acts else None)
+        if cross is not None:
+            results[name].cross = cross_check(trains[name], helds[name], cfg, name, meta, *cross)
         if out is not None:
             results[name].save(Path(out) / name)
     for r in results.values():
         r.meta["seconds"]["total_all"] = round(time.perf_counter() - started, 3)
     return results
+
+
+def cross_check(train: SplitExamples, held: SplitExamples, cfg: ScoringConfig, name: str, meta: dict,
+                explainer, simulator, n: int) -> ScoreResult:
+    """n of the scored units (all if fewer) explained and simulated by another explainer and simulator,
+    on the same examples; see score_many."""
+    pos, info = sample_live(torch.ones(len(train.features), dtype=torch.int64), n, derived_seed(cfg.seed, "cross-check", name))
+    t0 = time.perf_counter()
+    scores, seconds = score_examples(train.select(pos), held.select(pos), cfg, explainer, simulator, bands=False)
+    summary = {"n_sampled": len(scores), "n_of": info["n_total"], **summarize(scores, cfg)}
+    cmeta = {**{k: meta[k] for k in ("name", "hook_name", "model_name", "kind", "n_train_tokens", "n_heldout_tokens")},
+             "explainer": explainer.name, "simulator": simulator.name, "bands": False,
+             "seconds": {**seconds, "total": round(time.perf_counter() - t0, 3), "per_unit": round((time.perf_counter() - t0) / max(1, len(scores)), 3)}}
+    return ScoreResult(scores, [], summary, cmeta)

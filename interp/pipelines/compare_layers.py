@@ -44,6 +44,7 @@ from analyses.report import summarize, write_reports
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
 from interp.files import write_json_atomic
+from interp.models.processing import processing_setting
 from interp.models.random_copy import random_copy
 from interp.pipelines import layer_saes
 from interp.recording import record, windows_sha256
@@ -79,6 +80,7 @@ class DepthConfig:
     sae_token_cap: int | None = None  # with target_ev: the most tokens an SAE may train for
     fit_tokens: int = 16384  # train tokens PCA and ICA are fitted on
     ica_components: int = 128
+    cross_check_units: int = 0  # with a cross-check scorer: units of each dictionary scored by it too
 
 
 def compare_layers(
@@ -93,13 +95,14 @@ def compare_layers(
     simulator=None,
     log: Callable[[str], None] = print,
     progress: bool = True,
+    cross=None,  # (explainer, simulator) of the cross-check (an LLM's): cfg.cross_check_units per dictionary
 ) -> dict:
     """Neurons vs SAE features, layer by layer; writes `out` (see the module doc), returns results.json."""
     out = Path(out)
     started = time.perf_counter()
     bases = parse_bases(",".join(cfg.bases))
     hooks = {layer: hook_name(cfg.site, layer) for layer in layers}
-    settings = run_settings(model, cfg, train_windows, heldout_windows, explainer, simulator)
+    settings = run_settings(model, cfg, train_windows, heldout_windows, explainer, simulator, cross)
     check_settings(out, settings)
     done = {layer: json.loads((layer_dir(out, layer) / DONE).read_text()) for layer in layers if (layer_dir(out, layer) / DONE).exists()}
     todo = [layer for layer in layers if layer not in done]
@@ -133,7 +136,7 @@ def compare_layers(
             h = hooks[layer]
             t = time.perf_counter()
             done[layer] = score_layer(model, layer, h, saes, quality, train[h], held[h], heldout_windows, cfg, out,
-                                      tokenizer, explainer, simulator, rand)
+                                      tokenizer, explainer, simulator, rand, cross)
             log(f"layer {layer}: " + ", ".join(f"{b} {_fmt(r)}" for b, r in done[layer]["bases"].items())
                 + f" ({time.perf_counter() - t:.0f} s)")
     seconds = _timings(out, seconds, [done[layer] for layer in layers], time.perf_counter() - started)
@@ -164,12 +167,14 @@ def check_fits(bases: list[str], train: dict, hooks: list[str], cfg: DepthConfig
 # --- settings -----------------------------------------------------------------------------
 
 def run_settings(model, cfg: DepthConfig, train_windows: torch.Tensor, heldout_windows: torch.Tensor,
-                 explainer=None, simulator=None) -> dict:
+                 explainer=None, simulator=None, cross=None) -> dict:
     """Everything a layer's numbers depend on, except which layers were asked for."""
-    return {
+    extra = {} if cross is None else {"cross_check": [c.name for c in cross]}
+    return {**extra,
         "model": model.cfg.model_name,
         # batch sizes and checkpoint spacing change no number, so a rerun may change them
-        "config": {k: v for k, v in asdict(cfg).items() if k not in UNCHECKED},
+        # (cross_check_units only when a cross-check runs: earlier runs' settings stay valid)
+        "config": {k: v for k, v in asdict(cfg).items() if k not in UNCHECKED and (k != "cross_check_units" or cross is not None)},
         "explainer": getattr(explainer, "name", "tokens"),
         "simulator": getattr(simulator, "name", "tokens"),
         "context_size": int(train_windows.shape[1]),
@@ -177,6 +182,7 @@ def run_settings(model, cfg: DepthConfig, train_windows: torch.Tensor, heldout_w
         "heldout_windows": int(len(heldout_windows)),
         "train_tokens_sha256": windows_sha256(train_windows),
         "heldout_tokens_sha256": windows_sha256(heldout_windows),
+        **processing_setting(model),
     }
 
 
@@ -247,7 +253,7 @@ def sae_train_config(cfg: DepthConfig, n_train_tokens: int):
 
 def score_layer(model, layer: int, hook: str, saes: dict, quality: dict, train: ActivationStore, held: ActivationStore,
                 heldout_windows: torch.Tensor, cfg: DepthConfig, out: Path, tokenizer=None,
-                explainer=None, simulator=None, rand=None) -> dict:
+                explainer=None, simulator=None, rand=None, cross=None) -> dict:
     """Every basis's scores and every SAE's quality for one layer, written to layers/L<nn>/ (done.json last).
     `rand`: (random model, its train and held-out caches, its SAEs, their quality) for sae-random-model."""
     folder = layer_dir(out, layer)
@@ -270,10 +276,10 @@ def score_layer(model, layer: int, hook: str, saes: dict, quality: dict, train: 
     real, rdicts, fits = layer_dictionaries(model, hook, bases, {i: saes[(hook, i)] for i in range(cfg.seeds)}, train, cfg,
                                             cfg.seeds, None if rand is None else {0: rand[3][(hook, 0)]})
     t2 = time.perf_counter()
-    results = score_bases(real, train, held, hook, cfg, folder, tokenizer, explainer, simulator, _device(model))
+    results = score_bases(real, train, held, hook, cfg, folder, tokenizer, explainer, simulator, _device(model), cross)
     if rdicts:
         results |= score_bases(rdicts, rand[1][hook], rand[2][hook], hook, cfg, folder, tokenizer, explainer, simulator,
-                               _device(model))
+                               _device(model), cross)
     nb = cfg.scoring.n_boot
     rows = basis_rows(results, hook, bases, nb, cfg.seed)
     t3 = time.perf_counter()
