@@ -61,6 +61,7 @@ test: fetch saelens-env
 bench: setup
 	$(PY) bench/sae_train.py --d-in 576 --archs topk batchtopk topk+auxk --steps 8 --results
 	$(PY) bench/record.py --models gpt2-small,smollm2-135m --tokens 2048 --repeats 7 --results
+	$(PY) bench/startup.py --repeats 5 --results
 
 clean:
 	rm -rf $(VENV) $(SAELENS_VENV) runs

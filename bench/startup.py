@@ -1,8 +1,10 @@
 """Start-up of the command line: `interp --help`, `interp CMD --help` and an argument error, each
 the median of several fresh processes, next to a bare `python -c pass` and an `import torch`
-measured in the same run. The goal: every interp case under 1.5 s.
+measured in the same run: the cases take turns round after round (bench/harness.py's
+interleave), and "x python" is each case over the bare python of the same round. The goal:
+every interp case under 1.5 s.
 
-    python bench/startup.py [--repeats 5]"""
+    python bench/startup.py [--repeats 5] [--results]"""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.harness import Spread, machine  # noqa: E402
+from bench.harness import Results, Spread, add_common_args, interleave, ratios  # noqa: E402
 
 GOAL = 1.5
 CASES = {
@@ -38,16 +40,18 @@ def seconds(argv: list[str]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
+    add_common_args(ap)
     args = ap.parse_args()
-    base = None
-    print(machine())
-    print(f"{'case':<46} {'median s':>9} {'x python':>9}  {'[min, max] (n)':<24} goal < {GOAL} s")
-    for name, argv in CASES.items():
-        spread = Spread([seconds(argv) for _ in range(args.repeats)])
-        med = spread.median
-        base = base or med
-        verdict = "" if "python -c" in name else ("ok" if med < GOAL else "TOO SLOW")
-        print(f"{name:<46} {med:>9.3f} {med / base:>9.1f}  [{spread.min:.3f}, {spread.max:.3f}] ({len(spread.values)})  {verdict}")
+    out = Results("startup", args.results)
+    t = interleave({name: (lambda argv=argv: seconds(argv)) for name, argv in CASES.items()}, args.repeats)
+    base = next(iter(CASES))
+    out.say(f"{args.repeats} interleaved rounds of fresh processes; seconds median [min, max] (n); x python per round\n")
+    out.say(f"| case | seconds | x python | goal < {GOAL} s |\n| --- | --- | --- | --- |")
+    for name in CASES:
+        spread = Spread(t[name])
+        verdict = "" if "python -c" in name else ("ok" if spread.median < GOAL else "TOO SLOW")
+        out.say(f"| {name} | {spread.fmt('.3f')} | {ratios(t[name], t[base]).fmt('.1f')} | {verdict} |")
+    out.save()
 
 
 if __name__ == "__main__":
