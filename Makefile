@@ -21,6 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install torch==2.13.0 2>&1 | { grep -v "is ignored" || true; }
 	$(PIP) install -e '.[dev]' 2>&1 | { grep -v "is ignored" || true; }
 	$(PY) -c "import torch, transformer_lens, interp, sae, analyses"
+	$(PY) -c "from sae import native; native.kernels()"  # builds the TopK step's C++ kernels now, not at the first step
 	touch $@
 
 fetch: setup
