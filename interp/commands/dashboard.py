@@ -23,7 +23,8 @@ from analyses.dictionary import neuron_dictionary, sae_dictionary
 from analyses.features import FeatureStatsConfig, parse_features
 from analyses.prompts import read_prompts
 from interp.errors import InterpError
-from interp.models import find_model, load_model
+from interp.models import check_processing, find_model, load_model
+from interp.models.processing import describe, effective
 from interp.recording import record
 from interp.runlog import refuse_other_run, write_run_json
 from interp.sites import check_context, hook_name, hook_width
@@ -55,7 +56,7 @@ def run(args) -> int:
         model_name = args.model or (find_model(cache.model_name, cache.model_path) if cache else None)
         if model_name is None:
             raise InterpError("--neurons needs --model M (the model whose neurons to show).")
-        model = _load_model(model_name, args.device)
+        model = _load_model(model_name, args, cache)
 
         dictionary = neuron_dictionary(model, hook_name(args.site, args.layer))
         title = args.title or f"{model.cfg.model_name} layer {args.layer} {args.site} neurons"
@@ -67,8 +68,11 @@ def run(args) -> int:
         title = args.title or Path(args.sae_dir).resolve().name
         explanations_file = args.explanations or Path(args.sae_dir) / "explanations.json"
         sae_path = sae.cfg.extra.get("model_path")
+        sae_processing = sae.cfg.extra.get("model_from_pretrained_kwargs")
         if cache is not None and not args.model:
             _check_same_model(args.sae_dir, sae.cfg.model_name, sae_path, cache)
+        if cache is not None:
+            _check_cache_processing(args.sae_dir, sae_processing, cache)
         if cache is not None and dictionary.hook_name in cache.hooks and cache.hooks[dictionary.hook_name] != sae.cfg.d_in:
             raise InterpError(f"the SAE reads {sae.cfg.d_in} numbers at {dictionary.hook_name} but the cache at {cache.path} "
                               f"holds {cache.hooks[dictionary.hook_name]} there: they come from different models.")
@@ -81,8 +85,9 @@ def run(args) -> int:
                 model_name = find_model(cache.model_name, cache.model_path)
             else:
                 raise InterpError("the SAE's cfg.json names no model: give --model M, or --no-model.")
-            model = _load_model(model_name, args.device)
+            model = _load_model(model_name, args, cache)
             _check_width(model, sae)
+            check_processing(f"the SAE at {args.sae_dir}", sae_processing, model)
 
     if cache is None:
         if model is None:
@@ -166,6 +171,15 @@ def _check_same_model(sae_dir, name: str, path: str | None, cache: ActivationSto
                           f"{cache.model_path or cache.model_name}'s activations; give a cache of the SAE's model.")
 
 
+def _check_cache_processing(sae_dir, sae_processing: dict | None, cache: ActivationStore) -> None:
+    """An SAE read on activations of the same model otherwise processed gives meaningless dashboards too."""
+    theirs = cache_processing(cache)
+    if sae_processing is not None and theirs is not None and effective(sae_processing) != effective(theirs):
+        raise InterpError(f"the SAE at {sae_dir} read activations with {describe(sae_processing)} but the cache at "
+                          f"{cache.path} holds activations with {describe(theirs)}; give a cache recorded as the "
+                          "SAE's training data was (with or without --no-processing).")
+
+
 def _check_width(model, sae) -> None:
     width = hook_width(model, sae.cfg.hook_name)
     if width != sae.cfg.d_in:
@@ -173,8 +187,16 @@ def _check_width(model, sae) -> None:
                           f"{width} there: the SAE belongs to another model or hook; give its own --model.")
 
 
-def _load_model(name: str, device):
-    return load_model(name, device=device)
+def _load_model(name: str, args, cache: ActivationStore | None):
+    """The model, processed as asked; a cache recorded from it otherwise processed is refused."""
+    model = load_model(name, device=args.device, processing=not args.no_processing)
+    if cache is not None:
+        check_processing(f"the cache at {cache.path}", cache_processing(cache), model)
+    return model
+
+
+def cache_processing(cache: ActivationStore) -> dict | None:
+    return cache.manifest.get("header", {}).get("model_from_pretrained_kwargs")
 
 
 def _device_of(dictionary):

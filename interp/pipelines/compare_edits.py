@@ -39,6 +39,7 @@ from analyses.edits_report import summarize, write_reports
 from analyses.logits import effective_unembed
 from interp.errors import InterpError
 from interp.files import write_json_atomic
+from interp.models.processing import check_processing, processing_setting
 from interp.pipelines import layer_saes
 from interp.pipelines.compare_layers import DepthConfig, check_settings, layer_dir, record_split
 from interp.recording import windows_sha256
@@ -113,7 +114,7 @@ def compare_edits(model, layers: list[int], train_windows: torch.Tensor, eval_wi
     settings = {"model": model.cfg.model_name, "config": {k: v for k, v in asdict(cfg).items() if k not in UNCHECKED},
                 "sae_dir": None if sae_dir is None else str(sae_dir), "train_tokens_sha256": windows_sha256(train_windows),
                 "eval_tokens_sha256": windows_sha256(eval_windows), "eval_windows": int(len(eval_windows)),
-                "context_size": int(eval_windows.shape[1])}
+                "context_size": int(eval_windows.shape[1]), **processing_setting(model)}
     saes = {}
     if any(k in SAE_KINDS for k in cfg.units) and sae_dir is not None:
         saes = load_saes(model, sae_dir, layers)  # before settings are written: a bad folder leaves nothing behind
@@ -149,6 +150,7 @@ def load_saes(model, sae_dir: str | Path, layers: list[int]) -> dict:
         if not (folder / "cfg.json").exists():
             raise InterpError(f"no SAE for {hook} in {sae_dir} (expected {folder}/cfg.json, as compare-layers writes).")
         s = load_sae(folder, device=_device(model)).requires_grad_(False)
+        check_processing(f"the SAE in {folder}", s.cfg.extra.get("model_from_pretrained_kwargs"), model)
         check_sae_fits(model, hook, s)
         found[layer] = s
     return found

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from interp.commands.options.common import command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.common import add_processing, command
+from interp.commands.options.text import add_decoding, add_split
 from interp.sites import SITES
 
 
@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--features", default="all", help="which features: 'all', a range '0-99', a list '1,5,9' or a mix")
     p.add_argument("--neurons", action="store_true", help="dashboards for a layer's neurons (the identity dictionary) instead of an SAE")
     p.add_argument("--model", default=None, help="model name or folder; when not given, the SAE's model_name, else the cache's model")
+    add_processing(p)
     p.add_argument("--layer", type=int, default=None, help="with --neurons: the layer")
     p.add_argument("--site", default="mlp_post", choices=list(SITES), help="with --neurons: which activation of the layer")
     p.add_argument("--no-model", action="store_true", help="do not load the model: no logit effects, no prompt view, token ids instead of text")
@@ -32,7 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--explanations", default=None, metavar="FILE", help="explanations and scores; when not given, SAE_DIR/explanations.json if it exists")
     p.add_argument("--text", default="offline", help="with --tokens: the text source")
     add_decoding(p)
-    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"], help="with --tokens: which documents of the text source")
+    add_split(p, "heldout", "with --tokens: ")
     p.add_argument("--context-size", type=int, default=128, help="with --tokens: tokens per window")
     p.add_argument("--top", type=int, default=20, help="top activating examples per feature")
     p.add_argument("--bands", type=int, default=10, help="activation bands of [0, max] to sample from")
