@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 KL_BUDGETS = (0.05, 0.2)
 
@@ -140,17 +141,33 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return r
 
 
-def spearman(a, b) -> dict:
-    """Spearman's rank correlation of paired values (pairs with a NaN or None dropped)."""
+def spearman(a, b, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+    """Spearman's rank correlation of paired values (pairs with a NaN or None dropped), with a
+    percentile-bootstrap CI that resamples the pairs (the units): {rho, lo, hi, n}. Resamples whose
+    ranks are all tied (rho undefined) are left out of the CI; lo and hi are None below 3 pairs."""
     pairs = [(float(x), float(y)) for x, y in zip(a, b) if x is not None and y is not None
              and not (math.isnan(float(x)) or math.isnan(float(y)))]
+    none = {"rho": None, "lo": None, "hi": None, "n": len(pairs)}
     if len(pairs) < 3:
-        return {"rho": None, "n": len(pairs)}
+        return none
     x, y = (np.array(v) for v in zip(*pairs))
     rx, ry = _ranks(x), _ranks(y)
     if rx.std() == 0 or ry.std() == 0:
-        return {"rho": None, "n": len(pairs)}
-    return {"rho": float(np.corrcoef(rx, ry)[0, 1]), "n": len(pairs)}
+        return none
+    rho = float(np.corrcoef(rx, ry)[0, 1])
+    idx = np.random.default_rng(seed).integers(0, len(x), (n_boot, len(x)))
+    boot = _rank_corr(rankdata(x[idx], axis=1), rankdata(y[idx], axis=1))
+    boot = boot[np.isfinite(boot)]
+    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2]) if len(boot) else (np.nan, np.nan)
+    return {"rho": rho, "lo": float(lo), "hi": float(hi), "n": len(pairs)}
+
+
+def _rank_corr(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row pair of ranks [n_boot, n] (NaN where a row is constant)."""
+    dx, dy = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    den = np.sqrt((dx * dx).sum(1) * (dy * dy).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (dx * dy).sum(1) / np.where(den > 0, den, 1), np.nan)
 
 
 def pick_across_densities(density: np.ndarray, eligible: np.ndarray, n: int) -> list[int]:

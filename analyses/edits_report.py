@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from analyses.edits import KL_BUDGETS, effect_at_kl
+from interp.files import write_text_atomic
 
 KIND_NAMES = {"neurons": "neurons", "z0": "z0 (CRATE's first ISTA estimate)", "sae": "SAE latents, with error term",
               "sae-noerror": "SAE latents, without error term", "random": "random directions"}
@@ -34,8 +35,8 @@ def summarize(model_name: str, rows: list[dict], settings: dict, n_boot: int, se
 
 def write_reports(results: dict, out: str | Path) -> None:
     out = Path(out)
-    (out / "report.md").write_text(markdown(results))
-    (out / "report.html").write_text(html_page(results))
+    write_text_atomic(out / "report.md", markdown(results))  # each is whole or as it was: a full disk is one line
+    write_text_atomic(out / "report.html", html_page(results))
 
 
 def _ci(s: dict | None, digits: int = 3) -> str:
@@ -74,8 +75,9 @@ def readability_lines(results: dict) -> list[str]:
         for kind, res in r["kinds"].items():
             sp = res["summary"].get("spearman_readability_vs_add_effect_at_kl_0.2")
             if sp:
+                ci = f" [{_num(sp['lo'], 2)}, {_num(sp['hi'], 2)}]" if sp.get("lo") is not None else ""
                 out.append(f"layer {r['layer']} {KIND_NAMES[kind]}: Spearman rho between readability (top-and-random) "
-                           f"and effect at KL 0.2 = {_num(sp['rho'], 3)} over {sp['n']} units")
+                           f"and effect at KL 0.2 = {_num(sp['rho'], 3)}{ci} (95% bootstrap CI over units), n = {sp['n']}")
     return out
 
 

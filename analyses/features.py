@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from analyses.bands import BandSampler, window_contexts
 from analyses.dictionary import Dictionary
 from interp.errors import InterpError
-from interp.files import write_text_atomic
+from interp.files import write_safetensors_atomic, write_text_atomic
 from interp.sites import parse_ranges
 
 STATS_FILE = "features.safetensors"
@@ -67,7 +67,7 @@ class FeatureStats:
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({"features": self.features, **{k: v.contiguous() for k, v in self.tensors.items()}}, str(folder / STATS_FILE))
+        write_safetensors_atomic(folder / STATS_FILE, {"features": self.features, **self.tensors})
         write_text_atomic(folder / META_FILE, json.dumps(self.meta, indent=1))
         return folder
 

@@ -28,6 +28,7 @@ from analyses.depth_calibration import (
 from analyses.depth_cross_check import cross_check, cross_table, cross_text
 from analyses.scoring.kinds import CHANCE, KIND_NAMES, KINDS
 from analyses.trend import depth_trend
+from interp.files import write_text_atomic
 
 BASIS_NAMES = {"neurons": "neurons", "sae": "SAE features", "random": "random directions", "rotated": "rotated neurons",
                "pca": "PCA", "ica": "ICA", "sae-random-model": "SAE on a random model"}
@@ -43,8 +44,8 @@ EXTRAS = (("lexical_text", "Lexical ceiling: what token and bigram identity can 
 def write_reports(results: dict, out: str | Path) -> tuple[Path, Path]:
     out = Path(out)
     md, page = out / "report.md", out / "report.html"
-    md.write_text(markdown(results))
-    page.write_text(html_page(results))
+    write_text_atomic(md, markdown(results))  # each is whole or as it was: a full disk is one line
+    write_text_atomic(page, html_page(results))
     return md, page
 
 

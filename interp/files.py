@@ -48,32 +48,37 @@ if TYPE_CHECKING:  # torch is imported only by the functions that write tensors,
     import torch
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
+    """`path` holds `data`, or (on any OSError, raised as one line) what it held before. sync=False
+    skips the two fsyncs, for files that are many and cheap to remake (a dashboard's pages): they are
+    still never half written, but may be lost to a power cut."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: ranks never share one
     try:
         with open(tmp, "wb") as f:
             f.write(data)
-            fsync_file(f)
+            if sync:
+                fsync_file(f)
         os.replace(tmp, path)
-        fsync_dir(path.parent)
+        if sync:
+            fsync_dir(path.parent)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise write_error(path, e) from None
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: Path, text: str, sync: bool = True) -> None:
+    write_atomic(path, text.encode("utf-8"), sync)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())
 
 
-def copy_atomic(src, path: Path) -> None:
+def copy_atomic(src, path: Path, sync: bool = True) -> None:
     """Copy a file (a path, or an importlib.resources Traversable) so that `path` is never half written."""
     with src.open("rb") if hasattr(src, "open") else open(src, "rb") as f:
-        write_atomic(path, f.read())
+        write_atomic(path, f.read(), sync)
 
 
 def write_safetensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

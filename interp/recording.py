@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from interp import distributed
 from interp.errors import InterpError
+from interp.models.processing import saelens_metadata
 from interp.shard_writer import ShardWriter
 from interp.sites import hook_width, stop_layer
 from interp.store import ActivationStore, CacheWriter, shard_name
@@ -61,6 +62,7 @@ def record(
         "context_size": int(context_size),
         "n_windows_planned": len(windows),
         "tokens_sha256": windows_sha256(windows),
+        **saelens_metadata(model),  # prepend_bos and the weights' processing, which SAELens's cfg.json records
         **(header or {}),
     }
     main, rank, world = distributed.is_main(), distributed.rank(), distributed.world_size()

@@ -20,13 +20,21 @@ from interp.errors import InterpError
 from interp.sites import hook_width, stop_layer
 from interp.training import epoch_seed
 
+BLOCK_BATCHES = 8  # batches per shuffle block: the tokens of a block are shuffled together
+
+
+def block_windows(batch_size: int, context_size: int, skip_bos: bool = False, block_batches: int = BLOCK_BATCHES) -> int:
+    """How many windows one shuffle block runs through the model: the least text the stream needs,
+    whatever the number of training tokens (a block's leftover tokens are dropped)."""
+    return -(-block_batches * batch_size // (context_size - (1 if skip_bos else 0)))
+
 
 def stream_activations(
     model,
     windows: torch.Tensor,  # [n_windows, context_size]
     hooks: list[str],
     batch_size: int = 4096,
-    block_batches: int = 8,
+    block_batches: int = BLOCK_BATCHES,
     forward_batch: int = 8,
     seed: int = 0,
     start_step: int = 0,
@@ -39,21 +47,22 @@ def stream_activations(
     n, context_size = windows.shape
     first = 1 if skip_bos else 0
     per_window = context_size - first
-    block_windows = -(-block_batches * batch_size // per_window)  # a block's leftover tokens are dropped
-    if n < block_windows:
-        raise InterpError(f"{n} windows of text are too few for a shuffle block of {block_windows}; give more tokens or a smaller batch.")
-    blocks_per_epoch = n // block_windows
+    n_block = block_windows(batch_size, context_size, skip_bos, block_batches)
+    if n < n_block:
+        raise InterpError(f"{n} windows of text are too few for a shuffle block of {n_block} "
+                          f"({block_batches} batches of {batch_size} tokens); give more text or a smaller --batch-size.")
+    blocks_per_epoch = n // n_block
     widths = {h: hook_width(model, h) for h in hooks}
     stop = stop_layer(hooks)
     device = next(model.parameters()).device
-    lo_w, hi_w = distributed.shard_range(block_windows)  # the windows of a block this rank runs
+    lo_w, hi_w = distributed.shard_range(n_block)  # the windows of a block this rank runs
     lo_b, hi_b = distributed.shard_range(batch_size)  # the rows of a batch it yields
 
     block, skip = divmod(start_step, block_batches)
     while True:
         epoch, b = divmod(block, blocks_per_epoch)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
-        ids = order[b * block_windows : (b + 1) * block_windows][lo_w:hi_w]
+        ids = order[b * n_block : (b + 1) * n_block][lo_w:hi_w]
         acts = {h: torch.empty(len(ids) * context_size, d) for h, d in widths.items()}
         for f0 in range(0, len(ids), forward_batch):
             f1 = min(f0 + forward_batch, len(ids))
@@ -66,9 +75,9 @@ def stream_activations(
                 model(windows[ids[f0:f1]].to(device), stop_at_layer=stop)
         acts = {h: distributed.all_gather_rows(a) for h, a in acts.items()}  # the whole block, on every rank
         if first:
-            keep_rows = (torch.arange(block_windows * context_size) % context_size) != 0
+            keep_rows = (torch.arange(n_block * context_size) % context_size) != 0
             acts = {h: a[keep_rows] for h, a in acts.items()}
-        perm = torch.randperm(block_windows * per_window, generator=torch.Generator().manual_seed(seed * 7_919 + block))
+        perm = torch.randperm(n_block * per_window, generator=torch.Generator().manual_seed(seed * 7_919 + block))
         for k in range(skip, block_batches):
             idx = perm[k * batch_size + lo_b : k * batch_size + hi_b]
             yield {h: a[idx] for h, a in acts.items()}

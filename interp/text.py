@@ -90,6 +90,15 @@ def source_fingerprint(source: str) -> str:
     return f"hf:{source}"
 
 
+def is_single_document(source: str) -> bool:
+    """True for a local source of one document (one .txt or .md file): its held-out split is made of
+    windows instead of documents (interp.tokens)."""
+    if _is_offline(source):
+        return False
+    local = _local_files(source)
+    return local is not None and len(local[1]) == 1 and local[1][0].suffix != JSONL_SUFFIX
+
+
 def is_streamed(source: str) -> bool:
     """True for Hugging Face datasets: read lazily over the network, maybe without end."""
     return not _is_offline(source) and _local_files(source) is None

@@ -3,7 +3,10 @@
 Documents are tokenized without special tokens and joined into one stream, a separator (EOS, or
 BOS when there is no EOS) after each; the stream is cut into windows of `context_size` tokens that
 each begin with BOS, as TransformerLens models expect (prepend_bos). A document goes wholly to
-train or to held-out, chosen by a hash of its id, so the two never share text. The cache keeps
+train or to held-out, chosen by a hash of its id, so the two never share text. A source of one
+document (a single text file) would have everything on one side, so it is split by window instead:
+each window goes to held-out by a hash of its position in the document (said when it is built);
+the two splits then share no window, though neighbouring windows continue each other. The cache keeps
 both splits' windows, so no text is tokenized twice: `tokens/<key>/{train,heldout}.int32` (raw,
 [n_windows, context_size]) plus meta.json.
 """
@@ -30,6 +33,7 @@ from interp.files import write_error, write_text_atomic
 from interp.paths import interp_home
 from interp.text import (
     Document,
+    is_single_document,
     is_streamed,
     iter_documents,
     source_fingerprint,
@@ -43,6 +47,11 @@ CACHE_FORMAT = 1
 
 def is_heldout(doc_id: str, heldout_fraction: float) -> bool:
     return stable_unit(doc_id, "split") < heldout_fraction
+
+
+def is_heldout_window(doc_id: str, index: int, heldout_fraction: float) -> bool:
+    """For a one-document source: whether its window number `index` is held out."""
+    return is_heldout(f"{doc_id}#window{index}", heldout_fraction)
 
 
 def special_tokens(tokenizer) -> tuple[int, int]:
@@ -108,6 +117,8 @@ def token_windows(
 def cache_key(source: str, tokenizer, context_size: int, heldout_fraction: float) -> str:
     ident = {"format": CACHE_FORMAT, "source": source_fingerprint(source), "tokenizer": tokenizer_identity(tokenizer),
              "context_size": context_size, "heldout_fraction": heldout_fraction}
+    if is_single_document(source):
+        ident["split_by"] = "window"
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -136,15 +147,23 @@ def tokenizer_identity(tokenizer) -> dict:
 # --- building -------------------------------------------------------------------------------
 
 class _Builder:
-    """Routes each document to its split's packer; tokenizes every document exactly once."""
+    """Routes each document to its split's packer; tokenizes every document exactly once. With
+    `by_window` (a one-document source) every window goes to its split by its position instead."""
 
-    def __init__(self, tokenizer, context_size: int, heldout_fraction: float, tails: dict | None = None):
-        self.tokenizer, self.fraction = tokenizer, heldout_fraction
+    def __init__(self, tokenizer, context_size: int, heldout_fraction: float, tails: dict | None = None,
+                 by_window: bool = False, windows_made: int = 0):
+        self.tokenizer, self.fraction, self.by_window, self.windows_made = tokenizer, heldout_fraction, by_window, windows_made
         bos, sep = special_tokens(tokenizer)
         self.packers = {p: Packer(context_size, bos, sep, (tails or {}).get(p, ())) for p in PARTS}
 
     def feed(self, docs: list[Document]) -> dict[str, np.ndarray]:
         ids = encode_texts(self.tokenizer, [d.text for d in docs])
+        if self.by_window:  # one stream (kept in the train packer), cut, then each window to its split
+            windows = self.packers["train"].add(ids)
+            index = range(self.windows_made, self.windows_made + len(windows))
+            held = np.array([is_heldout_window(docs[0].id, i, self.fraction) for i in index], dtype=bool)
+            self.windows_made += len(windows)
+            return {"train": windows[~held], "heldout": windows[held]}
         held = [is_heldout(d.id, self.fraction) for d in docs]
         return {p: self.packers[p].add([t for t, h in zip(ids, held) if h == (p == "heldout")]) for p in PARTS}
 
@@ -167,8 +186,9 @@ def _build(folder: Path, meta: dict | None, source: str, tokenizer, context_size
         work.chmod(0o755)
     else:
         work = folder
+    by_window = is_single_document(source)
     try:
-        builder = _Builder(tokenizer, context_size, fraction, meta["tails"])
+        builder = _Builder(tokenizer, context_size, fraction, meta["tails"], by_window, sum(meta["windows"].values()))
         share = {"train": 1 - fraction, "heldout": fraction, "all": 1.0}[split]
         new_tokens = docs_read = 0
         files = {p: open(work / f"{p}.int32", "ab") for p in PARTS}
@@ -207,6 +227,10 @@ def _build(folder: Path, meta: dict | None, source: str, tokenizer, context_size
     dt = time.perf_counter() - t0
     print(f"tokenized {docs_read:,} documents of {source}: {new_tokens:,} tokens in {dt:.1f} s "
           f"({new_tokens / max(dt, 1e-9):,.0f} tokens/s)")
+    if by_window and fresh:
+        w = meta["windows"]
+        print(f"{source} is one document, so its held-out split is made of windows, not documents: "
+              f"{w['heldout']:,} of {w['train'] + w['heldout']:,} windows ({fraction:.0%}) are held out")
     return meta
 
 

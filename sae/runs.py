@@ -32,6 +32,22 @@ def new_saes(hooks: list[str], widths: dict[str, int], arch: str, k: int | None,
     return out
 
 
+def sae_metadata(ref: dict, saelens: dict, context_size: int, dataset_path: str, skip_bos: bool) -> dict:
+    """The cfg.extra of every SAE this toolkit trains (the one place it is made): where its model is
+    (`ref`'s model_path, for a local folder) and what SAELens's cfg.json metadata says about the
+    activations it read: context_size, dataset_path, and from `saelens` (a recording's header, or
+    interp.models.saelens_metadata of the model) prepend_bos and model_from_pretrained_kwargs."""
+    return {**({"model_path": ref["model_path"]} if ref.get("model_path") else {}),
+            "context_size": int(context_size), "dataset": str(dataset_path), "dataset_path": str(dataset_path),
+            "skip_bos": skip_bos, **{k: saelens[k] for k in ("prepend_bos", "model_from_pretrained_kwargs") if k in saelens}}
+
+
+def cache_metadata(cache, skip_bos: bool) -> dict:
+    """sae_metadata of an SAE trained from an activation cache (an interp.store.ActivationStore)."""
+    return sae_metadata({"model_path": cache.model_path}, cache.manifest.get("header", {}), cache.context_size,
+                        str(cache.path), skip_bos)
+
+
 def train_config(tokens: int, batch_size: int, checkpoint_every: int, seed: int,
                  lr: float | None = None, sparsity_coefficient: float | None = None) -> TrainConfig:
     """TrainConfig for `tokens` training tokens in batches of `batch_size` (at least one step)."""

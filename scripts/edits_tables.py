@@ -4,6 +4,7 @@
 import json
 import sys
 
+from analyses.edits import spearman
 from analyses.report import diff_ci
 
 
@@ -51,6 +52,15 @@ def main(paths: list[str]) -> None:
                     m, lo, hi = diff_ci([u["curves"]["add"][key] for u in null], [u["curves"]["add"][key] for u in res["units"]], 2000, 0)
                     cells.append(f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]")
                 print(f"| {r['model']} | {row['layer']} | {k} | {cells[0]} | {cells[1]} |")
+    read = [(r, row, k, res) for r in runs for row in r["rows"] for k, res in row["kinds"].items()
+            if any(u.get("readability") is not None for u in res["units"])]
+    if read:
+        print("\n| model | layer | units | n | Spearman rho, readability vs add effect at KL 0.2 [95% CI] |")
+        print("|---|---|---|---|---|")
+        for r, row, k, res in read:
+            sp = spearman([u["readability"] for u in res["units"]], [u["curves"]["add"]["effect_at_kl_0.2"] for u in res["units"]], 2000, 0)
+            rho = "n/a" if sp["rho"] is None else f"{sp['rho']:+.2f} [{sp['lo']:+.2f}, {sp['hi']:+.2f}]"
+            print(f"| {r['model']} | {row['layer']} | {k} | {sp['n']} | {rho} |")
     by = {r["model"]: r for r in runs}
     if {"gpt2-2l", "crate-2l"} <= set(by):
         print("\n| layer | measure | CRATE neurons minus GPT-2 ... | difference [95% CI] |")

@@ -29,7 +29,8 @@ HOOK = "blocks.0.hook_resid_post"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     """tiny-gpt2/ (2 layers, d 32), text/, acts/ (its layer-0 and 1 resid_post), sae/ (a TopK SAE
-    trained from acts), dash/ (its dashboard)."""
+    trained from acts), dash/ (its dashboard), sae-raw/ and saes-raw/blocks.0.mlp.hook_post/ (SAEs
+    trained on the model loaded with --no-processing)."""
     root = tmp_path_factory.mktemp("world")
     torch.manual_seed(0)
     GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=64)).eval().save_pretrained(root / "tiny-gpt2")
@@ -42,6 +43,10 @@ def world(tmp_path_factory) -> Path:
             "--expansion", "2", "--tokens", "2048", "--batch-size", "256", "--out", str(root / "sae")],
            ["dashboard", str(root / "sae"), "--cache", str(root / "acts"), "--features", "0-3", "--out", str(root / "dash"),
             "--no-default-prompts"]]
+    for site, out in (("resid_post", "sae-raw"), ("mlp_post", "saes-raw/blocks.0.mlp.hook_post")):  # without processing
+        run.append(["train-sae", "--model", str(root / "tiny-gpt2"), "--no-processing", "--text", str(root / "text"),
+                    "--context-size", "32", "--layer", "0", "--site", site, "--k", "4", "--expansion", "2", "--tokens", "2048",
+                    "--batch-size", "256", "--out", str(root / out)])
     for argv in run:
         assert main(argv) == 0, argv
     return root
@@ -240,3 +245,32 @@ def test_eval_sae_over_another_runs_metrics_needs_overwrite(world):
     line = bad(world, *argv, "--tokens", "512")
     assert line.startswith(f"interp: error: {sae / 'metrics.json'} is the output of another run (--tokens was 256, is now 512)")
     assert main(argv + ["--tokens", "512", "--overwrite"]) == 0
+
+
+RAW = "read activations of tiny-gpt2 with no weight processing, but the model is loaded with TransformerLens's default " \
+      "weight processing: the activations differ; load the model with --no-processing."
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval-sae", "sae-raw", "--text", "text", "--split", "all", "--tokens", "256"],
+    ["dashboard", "sae-raw", "--tokens", "256", "--text", "text", "--context-size", "32", "--out", "scratch/dash-raw"],
+    ["steer", "--sae", "sae-raw", "--feature", "0", "--prompt", "The whale"],
+    ["ablate", "--sae", "sae-raw", "--feature", "0", "--text", "text", "--tokens", "256", "--context-size", "32"],
+    ["serve", "sae-raw", "--port", "0"],
+], ids=lambda a: a[0])
+def test_an_sae_on_a_model_processed_otherwise(world, argv):
+    assert bad(world, *argv) == f"interp: error: the SAE at sae-raw {RAW}"
+
+
+def test_compare_edits_with_saes_of_a_model_processed_otherwise(world):
+    (world / "book.txt").write_text(" ".join(f"Line {i} of a book." for i in range(3000)))  # one document: held out by window
+    line = bad(world, "compare-edits", "--model", "tiny-gpt2", "--layers", "0", "--units", "sae", "--sae-dir", "saes-raw",
+               "--text", "book.txt", "--context-size", "32", "--tokens", "1024", "--eval-tokens", "256", "--out", "scratch/edits-raw")
+    assert line == f"interp: error: the SAE in saes-raw/blocks.0.mlp.hook_post {RAW}"
+
+
+def test_a_dashboard_of_an_sae_on_a_cache_processed_otherwise(world):
+    assert bad(world, "dashboard", "sae-raw", "--cache", "acts", "--out", "scratch/dash-raw") == (
+        "interp: error: the SAE at sae-raw read activations with no weight processing but the cache at acts holds "
+        "activations with TransformerLens's default weight processing; give a cache recorded as the SAE's training data "
+        "was (with or without --no-processing).")

@@ -10,6 +10,7 @@ import interp.pipelines.compare_layers as depth
 from analyses.report import ceiling_figure, diff_ci
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
+from interp.models.processing import TL_PROCESSING
 from interp.pipelines.compare_layers import DepthConfig, compare_layers
 from interp.recording import windows_sha256
 
@@ -84,7 +85,11 @@ def test_two_layers_end_to_end_write_reports_that_state_sample_sizes(tiny_model,
 
         kept = load_file(str(tmp_path / "layers" / f"L{layer:02d}" / "pca" / "heldout_acts.safetensors"))
         assert kept["acts"].shape == (24, 17, 6) and kept["features"].shape == (6,)  # every held-out token, each scored unit
-        assert (tmp_path / "saes" / f"blocks.{layer}.mlp.hook_post" / "cfg.json").exists()
+        meta = json.loads((tmp_path / "saes" / f"blocks.{layer}.mlp.hook_post" / "cfg.json").read_text())["metadata"]
+        # the SAELens metadata train-sae writes (one writer: sae.runs.sae_metadata), from the train recording
+        assert meta["context_size"] == 17 and meta["prepend_bos"] is True
+        assert meta["dataset_path"] == str(tmp_path / "acts" / "train")
+        assert meta["model_from_pretrained_kwargs"] == TL_PROCESSING
 
 
 def test_every_basis_two_seeds_and_a_matched_ev_target(tiny_model, tmp_path):

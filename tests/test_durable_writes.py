@@ -1,26 +1,34 @@
 """Every writer survives a full disk and a power cut: ENOSPC injected at each one (shards,
-manifests, checkpoints, SAE folders, token caches, LM folders) becomes one line, removes the
-partial file and keeps every earlier output; and each file is fsynced before its rename and its
-folder after it."""
+manifests, checkpoints, SAE folders, token caches, LM folders, compare-layers' and compare-edits'
+results and reports, dashboard pages) becomes one line, removes the partial file and keeps every
+earlier output; and each file is fsynced before its rename and its folder after it."""
 
 from __future__ import annotations
 
 import errno
 import hashlib
 import os
+import shutil
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic_dashboard as sd
 import torch
 
+import interp.files
 import interp.tokens
+from analyses.dashboard import make_dashboard
+from analyses.scoring import ScoringConfig
 from interp.checkpoints import checkpoint_steps, write_checkpoint
 from interp.errors import InterpError
 from interp.files import write_json_atomic
 from interp.lm.build import build_model
 from interp.lm.config import LMConfig
 from interp.lm.folder import save_lm_folder
+from interp.pipelines import compare_edits as CE
+from interp.pipelines.compare_layers import DepthConfig, compare_layers
 from interp.recording import record
 from interp.store import ActivationStore, CacheWriter
 from sae import SAEConfig, TrainConfig, create_sae, save_sae
@@ -162,3 +170,109 @@ def test_a_recording_whose_disk_fills_mid_shard(tiny_model, tiny_windows, tmp_pa
     assert failed
     assert not list((tmp_path / "other").glob("shard_*"))  # no temporary shard folder left
     assert {k: v for k, v in tree(tmp_path).items() if k.startswith("acts/")} == before
+
+
+@pytest.fixture
+def full_at(monkeypatch):
+    """full_at(name): the disk fills while a file called `name` is written (its temporary file is
+    created, then writing to it fails with ENOSPC). Returns the paths it failed."""
+    real_open, failed = open, []
+
+    def on(name: str) -> list:
+        def full_open(path, mode="r", *a, **k):
+            f = real_open(path, mode, *a, **k)
+            if "w" in mode and Path(path).name.startswith(f".{name}.tmp"):
+                f.close()
+                failed.append(path)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            return f
+        monkeypatch.setattr(interp.files, "open", full_open, raising=False)
+        return failed
+    return on
+
+
+def kept(before: dict, after: dict, target: str) -> None:
+    """What a failed write must leave: the file it was writing as it was (or still absent), every
+    earlier file still there, no temporary file."""
+    assert after.get(target) == before.get(target)
+    assert set(before) <= set(after)
+    assert not [k for k in after if ".tmp" in k]
+
+
+DEPTH = DepthConfig(site="mlp_post", arch="topk", k=4, expansion=2, sae_batch_size=128, features_per_layer=4,
+                    eval_tokens=64, checkpoint_every=4, fit_tokens=256, bases=("neurons", "sae", "random"),
+                    scoring=ScoringConfig(example_len=8, n_top_train=4, n_random_train=4, n_top_heldout=4,
+                                          n_random_heldout=4, n_boot=50))
+_g = torch.Generator().manual_seed(3)
+TRAIN, HELD = torch.randint(1, 101, (48, 17), generator=_g), torch.randint(1, 101, (16, 17), generator=_g)
+
+
+@pytest.fixture(scope="module")
+def depth_run(tiny_model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("depth") / "run"
+    compare_layers(tiny_model, [0], TRAIN, HELD, out, DEPTH, log=lambda s: None, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("name", ["results.json", "report.md", "report.html"])
+def test_compare_layers_results_and_reports(tiny_model, depth_run, tmp_path, full_at, name):
+    out = tmp_path / "run"
+    shutil.copytree(depth_run, out)
+    before = tree(out)
+    failed = full_at(name)
+    with pytest.raises(InterpError) as e:
+        compare_layers(tiny_model, [0], TRAIN, HELD, out, DEPTH, log=lambda s: None, progress=False)
+    assert failed and str(out / name) in one_line(e)
+    kept(before, tree(out), name)
+
+
+def test_compare_layers_units_of_a_new_layer(tiny_model, depth_run, tmp_path, full_at):
+    out = tmp_path / "run"
+    shutil.copytree(depth_run, out)
+    before = tree(out)
+    failed = full_at("units.json")
+    with pytest.raises(InterpError) as e:
+        compare_layers(tiny_model, [0, 2], TRAIN, HELD, out, DEPTH, log=lambda s: None, progress=False)
+    assert failed and str(out / "layers" / "L02" / "units.json") in one_line(e)
+    after = tree(out)
+    kept(before, after, "layers/L02/units.json")
+    assert "layers/L02/done.json" not in after  # the layer is not finished: a rerun scores it
+    assert {k: v for k, v in after.items() if k in before} == before  # layer 0's outputs are untouched
+
+
+@pytest.mark.parametrize("name", ["results.json", "report.md", "report.html"])
+def test_compare_edits_results_and_reports(tiny_model, tmp_path, full_at, name):
+    g = torch.Generator().manual_seed(5)
+    train, held = torch.randint(0, 101, (24, 16), generator=g), torch.randint(0, 101, (8, 16), generator=g)
+    cfg = CE.EditConfig(units=("neurons",), units_per_layer=4, stat_windows=24, batch_size=8, n_boot=50)
+    CE.compare_edits(tiny_model, [0], train, held, tmp_path / "edits", cfg, log=lambda s: None)
+    before = tree(tmp_path / "edits")
+    failed = full_at(name)
+    with pytest.raises(InterpError) as e:
+        CE.compare_edits(tiny_model, [0], train, held, tmp_path / "edits", cfg, log=lambda s: None)
+    assert failed and str(tmp_path / "edits" / name) in one_line(e)
+    kept(before, tree(tmp_path / "edits"), name)
+
+
+@pytest.fixture(scope="module")
+def dashboard_parts(tmp_path_factory):
+    model = sd.tiny_model()
+    cache = sd.make_cache(model, tmp_path_factory.mktemp("dash") / "acts")
+    return model, cache
+
+
+@pytest.mark.parametrize("name", ["index.html", "3.html", "prompts.html", "vocab.js", "style.css"])
+def test_dashboard_pages(dashboard_parts, tmp_path, full_at, name):
+    model, cache = dashboard_parts
+    out = tmp_path / "dash"
+
+    def build():
+        make_dashboard(sd.dictionary(model), cache, out, model=model, prompts=["The cat sat."], title="t")
+    build()
+    before = tree(out)
+    target = next(k for k in before if k.endswith("/" + name) or k == name)
+    failed = full_at(name)
+    with pytest.raises(InterpError) as e:
+        build()
+    assert failed and str(out / target) in one_line(e)
+    kept(before, tree(out), target)

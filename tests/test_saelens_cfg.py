@@ -13,7 +13,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 import sae as saelib
 from interp.cli import main
-from interp.models.load import TL_PROCESSING
+from interp.models.processing import TL_PROCESSING
 from sae.errors import SAEError
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 import torch
 
 from analyses.dashboard.build import build_dashboard, read_explanations, tokenizer_strings
+from analyses.dashboard.steering import SteerConfig, steering_examples
 from analyses.dictionary import Dictionary
 from analyses.features import FeatureStats, FeatureStatsConfig, compute_feature_stats
 from analyses.logits import weight_stats
 from analyses.prompts import prompt_activations
 
-__all__ = ["build_dashboard", "make_dashboard", "read_explanations", "tokenizer_strings"]
+__all__ = ["SteerConfig", "build_dashboard", "make_dashboard", "read_explanations", "tokenizer_strings"]
 
 
 def make_dashboard(
@@ -33,6 +34,9 @@ def make_dashboard(
     windows_per_batch: int | None = None,
     progress=None,
     device=None,  # where to encode (default cpu)
+    steering: SteerConfig | None = None,  # steering examples on each feature page (needs model and steer_unit)
+    steer_unit=None,  # feature id -> the sae unit to steer (analyses/dashboard/steering.py: steering_unit)
+    steer_progress=None,  # called with 1 after each feature's steering example
 ) -> tuple[Path, FeatureStats]:
     """Statistics for `features` (default all) in one pass over `cache`, saved next to the HTML
     (`out/stats/`), then the dashboard. Returns (index.html, stats)."""
@@ -51,11 +55,16 @@ def make_dashboard(
     if prompts and model is not None and tokenizer is not None:
         prompt_data = prompt_activations(model, dictionary, prompts, tokenizer, stats.features)
     timings["prompts"] = time.perf_counter() - t2
+    steer_data = None
+    if steering is not None and model is not None and steer_unit is not None:
+        t4 = time.perf_counter()
+        steer_data = steering_examples(model, steer_unit, stats.features.tolist(), stats["max"].tolist(), steering, steer_progress)
+        timings["steering"] = time.perf_counter() - t4
     stats.meta.update(cache=str(cache.path), title=title)
     stats.save(out / "stats")
     t3 = time.perf_counter()
     strings = tokenizer_strings(tokenizer) if tokenizer is not None else (lambda ids: {i: f"<{i}>" for i in ids})
-    index = build_dashboard(stats, out, strings, explanations, prompt_data, title)
+    index = build_dashboard(stats, out, strings, explanations, prompt_data, title, steer_data, steering)
     timings["render"] = time.perf_counter() - t3
     stats.meta["timings"] = {k: round(v, 3) for k, v in timings.items()}
     return index, stats

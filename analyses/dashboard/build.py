@@ -14,7 +14,6 @@ through html.escape, and JSON inside <script> is escaped by analyses/dashboard/h
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -25,7 +24,7 @@ from analyses.dashboard.html import script_json
 from analyses.dashboard.pages import Pages, prompts_page
 from analyses.dashboard.token_text import token_text
 from analyses.features import FeatureStats
-from interp.files import write_text_atomic
+from interp.files import copy_atomic, write_text_atomic
 
 STATIC = Path(__file__).with_name("static")
 SCRIPTS = ("common.js", "feature.js", "index.js", "prompts.js")
@@ -65,12 +64,12 @@ def write_assets(out: Path) -> None:
     assets = out / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     for name in ("style.css", *SCRIPTS):
-        shutil.copyfile(STATIC / name, assets / name)
+        copy_atomic(STATIC / name, assets / name, sync=False)
     plotly_js = assets / "plotly.min.js"
     if not plotly_js.exists():
         from plotly.offline import get_plotlyjs
 
-        write_text_atomic(plotly_js, get_plotlyjs())
+        write_text_atomic(plotly_js, get_plotlyjs(), sync=False)
 
 
 def build_dashboard(
@@ -80,6 +79,8 @@ def build_dashboard(
     explanations: dict[int, dict] | None = None,
     prompts: list[dict] | None = None,
     title: str = "dashboard",
+    steering: dict[int, dict] | None = None,  # analyses/dashboard/steering.py: steering_examples
+    steer_cfg=None,  # the SteerConfig that made `steering` (for the words above the examples)
 ) -> Path:
     """Write the dashboard for every feature in `stats` into `out`; returns index.html's path."""
     t0 = time.perf_counter()
@@ -89,15 +90,18 @@ def build_dashboard(
     t = stats.tensors
     used = {int(i) for name in ("top_tokens", "band_tokens", "logit_top_ids", "logit_bottom_ids") if name in t for i in torch.unique(t[name]).tolist()}
     used |= {i for p in prompts or [] for i in p["tokens"]}
+    used |= {i for e in (steering or {}).values() for r in e["runs"] for i in r["default"] + r["steered"]}
     used.discard(-1)
     strings = token_strings(sorted(used))
-    (out / "assets" / "vocab.js").write_text("window.VOCAB = " + script_json({str(k): v for k, v in strings.items()}) + ";\n", encoding="utf-8")
-    w = Pages(stats, strings, explanations or {}, bool(prompts), title)
+    # every page whole or as it was (a full disk is one line); not fsynced: pages are many and remade in seconds
+    write_text_atomic(out / "assets" / "vocab.js", "window.VOCAB = " + script_json({str(k): v for k, v in strings.items()}) + ";\n",
+                      sync=False)
+    w = Pages(stats, strings, explanations or {}, bool(prompts), title, steering, steer_cfg)
     for r, fid in enumerate(w.ids):
-        (out / "features" / f"{fid}.html").write_text(w.feature_page(r), encoding="utf-8")
+        write_text_atomic(out / "features" / f"{fid}.html", w.feature_page(r), sync=False)
     if prompts:
-        (out / "prompts.html").write_text(prompts_page(prompts, stats, title), encoding="utf-8")
+        write_text_atomic(out / "prompts.html", prompts_page(prompts, stats, title), sync=False)
     index = out / "index.html"
-    index.write_text(w.index_page(), encoding="utf-8")
+    write_text_atomic(index, w.index_page())  # last, and durable: the dashboard is there once it is
     stats.meta["seconds_render"] = round(time.perf_counter() - t0, 3)
     return index

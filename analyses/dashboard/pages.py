@@ -28,8 +28,10 @@ def _examples(value, index, start, tokens, acts) -> list:
 class Pages:
     """The HTML of the index and of each feature page, from FeatureStats."""
 
-    def __init__(self, stats: FeatureStats, strings: dict[int, str], explanations: dict[int, dict], has_prompts: bool, title: str):
+    def __init__(self, stats: FeatureStats, strings: dict[int, str], explanations: dict[int, dict], has_prompts: bool, title: str,
+                 steering: dict[int, dict] | None = None, steer_cfg=None):
         self.s, self.title = stats, title
+        self.steering, self.steer_cfg = steering, steer_cfg
         self.explanations = explanations
         self.has_prompts = has_prompts
         self.ids = stats.features.tolist()
@@ -116,9 +118,30 @@ class Pages:
 <h2>Activation bands (uniform samples)</h2>
 <div id="bands"></div>
 </section>
-</div>
+</div>{self.steering_html(fid)}
 {data_script("feature-data", data)}"""
         return page(f"{self.noun} {fid} - {self.title}", body, root="..", scripts=("vocab.js", "plotly.min.js", "common.js", "feature.js"))
+
+    def steering_html(self, fid: int) -> str:
+        """The default vs steered continuations (analyses/dashboard/steering.py); "" when not built."""
+        if self.steering is None or fid not in self.steering:
+            return ""
+        e, c = self.steering[fid], self.steer_cfg
+        if e["value"] is None:
+            return f'\n<section class="steering"><h2>Steering example</h2><p class="muted">This {self.noun.lower()} never fired: no strength to steer with.</p></section>'
+        size = f"{c.strength:g} &times; its max activation (= {e['value']:.4g})"
+        unit = f"{self.noun.lower()} {fid}"
+        how = (f"add {size} to {unit}" if c.mode == "add" else f"clamp {unit} at {size}") + (
+            f" at every position; {c.max_new_tokens} new tokens at temperature {c.temperature:g}, both runs from seed {c.seed}")
+
+        def text(ids: list[int]) -> str:  # each token as the rest of the dashboard shows it (bytes of split characters)
+            return esc("".join(self.tok(i) for i in ids))
+
+        rows = "".join(f'<tr><td><div class="prompt-text">{esc(r["prompt"])}</div></td><td><div class="prompt-text">{text(r["default"])}</div></td>'
+                       f'<td><div class="prompt-text">{text(r["steered"])}</div></td></tr>' for r in e["runs"])
+        return (f'\n<section class="steering"><h2>Steering example</h2><div class="sub">{how} (precomputed when the '
+                f'dashboard was built)</div><table class="steering"><tr><th>prompt</th><th>default</th><th>steered</th></tr>'
+                f"{rows}</table></section>")
 
     def explanation_html(self, fid: int) -> str:
         e = self.explanations.get(fid)

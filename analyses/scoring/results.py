@@ -15,10 +15,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from safetensors.torch import save_file
-
 from analyses.scoring.explain import Explanation
-from interp.files import write_json_atomic, write_text_atomic
+from interp.files import write_json_atomic, write_safetensors_atomic, write_text_atomic
 
 EXPLANATIONS_FILE = "explanations.json"
 SCORES_FILE = "scores.json"
@@ -77,8 +75,7 @@ class ScoreResult:
         write_json_atomic(folder / SCORES_FILE, {"summary": self.summary, "dead": self.dead, "meta": self.meta,
                                                   "scores": {str(s.feature): s.score for s in self.scores}})
         if self.heldout is not None and self.heldout.all_acts is not None:
-            save_file({"features": self.heldout.features.contiguous(), "acts": self.heldout.all_acts.contiguous()},
-                      str(folder / HELDOUT_FILE))
+            write_safetensors_atomic(folder / HELDOUT_FILE, {"features": self.heldout.features, "acts": self.heldout.all_acts})
         prompts = [{"feature": s.feature, "kind": "explain", "prompt": s.explanation.prompt, "answer": s.explanation.answer}
                    for s in self.scores if s.explanation.prompt is not None]
         prompts += [{"feature": s.feature, "kind": "simulate", **p} for s in self.scores for p in s.simulation_prompts]

@@ -37,7 +37,7 @@ def run(args) -> int:
                      add_ladder=_ladder(args.add_ladder, "--add-ladder"), promoted_k=args.promoted_k,
                      stat_windows=args.stat_windows, batch_size=args.batch_size, n_boot=args.n_boot, seed=args.seed,
                      arch=args.arch, k=args.k, expansion=args.expansion, sae_tokens=args.sae_tokens)
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device, processing=not args.no_processing)
     layers = parse_layers(args.layers, model.cfg.n_layers)
     check_request(model, layers, cfg)
     check_context(model, args.context_size)

@@ -33,7 +33,7 @@ def run(args) -> int:
         raise InterpError("--target-ev needs --sae-token-cap: the most tokens an SAE may train for.")
     if args.features_per_layer < 1:
         raise InterpError(f"--features-per-layer must be at least 1, not {args.features_per_layer}.")
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device, processing=not args.no_processing)
     layers = parse_layers(args.layers, model.cfg.n_layers)
     context_size = args.context_size
     check_context(model, context_size)

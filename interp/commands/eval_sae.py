@@ -7,7 +7,7 @@ from pathlib import Path
 
 from interp.errors import InterpError
 from interp.files import write_json_atomic
-from interp.models import find_model, load_model
+from interp.models import check_processing, find_model, load_model
 from interp.runlog import refuse_other_run, write_run_json
 from interp.sites import check_context, hook_width
 from interp.tokens import token_windows
@@ -22,7 +22,9 @@ def run(args) -> int:
     out = Path(args.out or args.sae_dir)
     refuse_other_run(out / "eval", vars(args) | {"func": None}, [out / "metrics.json"], args.overwrite)
     sae = load_sae(args.sae_dir)
-    model = load_model(args.model or find_model(sae.cfg.model_name, sae.cfg.extra.get("model_path")), device=args.device)
+    model = load_model(args.model or find_model(sae.cfg.model_name, sae.cfg.extra.get("model_path")), device=args.device,
+                       processing=not args.no_processing)
+    check_processing(f"the SAE at {args.sae_dir}", sae.cfg.extra.get("model_from_pretrained_kwargs"), model)
     width = hook_width(model, sae.cfg.hook_name)
     if width != sae.cfg.d_in:
         raise InterpError(f"the SAE reads {sae.cfg.d_in} numbers at {sae.cfg.hook_name} but {model.cfg.model_name} has "

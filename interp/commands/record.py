@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from interp import distributed
-from interp.models import load_model, saelens_metadata
+from interp.models import load_model
 from interp.recording import record
 from interp.runlog import write_run_json
 from interp.sites import check_context, hook_name, parse_layers
@@ -20,7 +20,7 @@ def run(args) -> int:
 def _record(args, device) -> int:
     started = time.time()
     with distributed.main_first():  # rank 0 fills the model and token caches; the others then read them
-        model = load_model(args.model, device=device)
+        model = load_model(args.model, device=device, processing=not args.no_processing)
     layers = parse_layers(args.layers, model.cfg.n_layers)
     hooks = [hook_name(args.site, layer) for layer in layers]
     with distributed.main_first():
@@ -28,7 +28,7 @@ def _record(args, device) -> int:
         windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split=args.split, max_tokens=args.tokens)
     cache = record(
         model, windows, hooks, args.out, batch_size=args.batch_size, dtype=args.dtype,
-        header={"source": args.text, "split": args.split, **saelens_metadata(model)},
+        header={"source": args.text, "split": args.split},
     )
     if not distributed.is_main():
         return 0

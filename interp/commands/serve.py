@@ -12,7 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from interp.errors import InterpError
-from interp.models import find_model, load_model
+from interp.models import check_processing, find_model, load_model
 from interp.server import Engine, Limits, Worker, create_app
 from interp.server.dashboard import build_dashboard_at_start, open_dashboard
 from interp.sites import hook_width
@@ -27,7 +27,8 @@ def run(args) -> int:
     sock = bind(args.host, args.port)
     with sock, tempfile.TemporaryDirectory(prefix="interp-serve-") as tmp:
         model = load_model(args.model or find_model(sae.cfg.model_name, sae.cfg.extra.get("model_path")),
-                           device=args.device)
+                           device=args.device, processing=not args.no_processing)
+        check_processing(f"the SAE at {args.sae_dir}", sae.cfg.extra.get("model_from_pretrained_kwargs"), model)
         model.requires_grad_(False)
         width = hook_width(model, sae.cfg.hook_name)
         if width != sae.cfg.d_in:

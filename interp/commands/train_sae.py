@@ -11,9 +11,10 @@ from interp.models import load_model, model_ref, saelens_metadata
 from interp.runlog import write_run_json
 from interp.sites import check_context, hook_name, hook_width, parse_layers
 from interp.store import ActivationStore
+from interp.stream import block_windows
 from interp.text import source_fingerprint
 from interp.tokens import token_windows
-from sae.runs import check_architecture, new_saes, sae_dirs, train_config
+from sae.runs import cache_metadata, check_architecture, new_saes, sae_dirs, sae_metadata, train_config
 from sae.sources import check_split, store_source, stream_source
 
 
@@ -31,11 +32,7 @@ def _train(args, device) -> int:
     tcfg = train_config(args.tokens, args.batch_size, args.checkpoint_every, args.seed, args.lr, args.sparsity_coefficient)
     steps = tcfg.steps
     dirs = sae_dirs(args.out, hooks)
-    saes = new_saes(hooks, widths, args.arch, args.k, args.expansion, model_name, device,
-                    extra={**({"model_path": ref["model_path"]} if "model_path" in ref else {}),
-                           "context_size": args.context_size, "dataset": args.text if not args.activations else args.activations,
-                           "dataset_path": args.text if not args.activations else args.activations,
-                           "skip_bos": not args.include_bos, **ref.get("saelens", {})})
+    saes = new_saes(hooks, widths, args.arch, args.k, args.expansion, model_name, device, extra=ref["metadata"])
     ranks = f" on {distributed.world_size()} ranks" if distributed.is_distributed() else ""
     if main:
         print(f"training {len(hooks)} {args.arch} SAE(s) of {args.expansion}x on {model_name}: {', '.join(hooks)}; "
@@ -68,22 +65,24 @@ def _source(args, device):
                 raise InterpError(f"the cache at {args.activations} has no {missing[0]!r}; it holds {', '.join(cache.hooks)}.")
         args.context_size = cache.context_size
         batches = store_source(cache, hooks, args.batch_size, args.seed, skip_bos, device)
-        ref = {"model_name": cache.model_name, "source": f"cache:{cache.fingerprint()}"}
-        ref |= {"model_path": cache.model_path} if cache.model_path else {}
-        header = cache.manifest.get("header", {})
-        ref["saelens"] = {k: header[k] for k in ("prepend_bos", "model_from_pretrained_kwargs") if k in header}
+        ref = {"model_name": cache.model_name, "source": f"cache:{cache.fingerprint()}",
+               "metadata": cache_metadata(cache, skip_bos)}
         return hooks, {h: cache.hooks[h] for h in hooks}, batches, ref, device
 
     check_split(args.batch_size)
     with distributed.main_first():  # rank 0 fills the model and token caches; the others then read them
-        model = load_model(args.model, device=device)
+        model = load_model(args.model, device=device, processing=not args.no_processing)
     device = next(model.parameters()).device
     layers = parse_layers(args.layers if args.layers is not None else str(model.cfg.n_layers // 2), model.cfg.n_layers)
     hooks = [hook_name(args.site, layer) for layer in layers]
     with distributed.main_first():
         check_context(model, args.context_size)
-        windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split="train", max_tokens=args.tokens)
+        # at least one shuffle block of text, however few tokens training takes (the block is what the stream needs)
+        need = block_windows(args.batch_size, args.context_size, skip_bos) * args.context_size
+        windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split="train",
+                                max_tokens=max(args.tokens, need))
     batches = stream_source(model, windows, hooks, args.batch_size, args.seed, skip_bos, device)
     ref = model_ref(model) | {"source": f"model:{model_ref(model)}:text:{source_fingerprint(args.text)}:ctx:{args.context_size}",
-                              "saelens": saelens_metadata(model)}
+                              "metadata": sae_metadata(model_ref(model), saelens_metadata(model), args.context_size,
+                                                       args.text, skip_bos)}
     return hooks, {h: hook_width(model, h) for h in hooks}, batches, ref, device

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from interp.errors import InterpError
-from interp.models import find_model, load_model
+from interp.models import check_processing, find_model, load_model
 from sae import Direction, Latent, Neuron, load_sae
 
 
@@ -25,9 +25,10 @@ def model_and_unit(args) -> tuple[Any, Any]:
     if args.model is None and sae is None:
         raise InterpError("give --model M (or --sae DIR, whose model is used).")
     name = args.model or find_model(sae.cfg.model_name, sae.cfg.extra.get("model_path"))
-    model = load_model(name, device=args.device)
+    model = load_model(name, device=args.device, processing=not args.no_processing)
     model.requires_grad_(False)
     if sae is not None:
+        check_processing(f"the SAE at {args.sae}", sae.cfg.extra.get("model_from_pretrained_kwargs"), model)
         sae = sae.to(next(model.parameters()).device).requires_grad_(False)
         unit: Any = Latent(sae.cfg.hook_name, args.feature, sae=sae)
     elif args.neuron is not None:

@@ -5,7 +5,8 @@ the weights, so here the HookedTransformerConfig is built from the Hugging Face 
 (the same fields TransformerLens 3.9 derives for these two architectures) and the weights go
 through TransformerLens's own converters and default processing (fold_ln,
 center_writing_weights, center_unembed, fold_value_biases), so hook activations match what a
-TransformerLens user sees for the same weights.
+TransformerLens user sees for the same weights; with processing=False, none of it, as
+from_pretrained_no_processing does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from interp.errors import InterpError
+from interp.models.processing import processing_kwargs
 
 ARCHITECTURES = ("gpt2", "llama")  # Hugging Face config.json model_type values we convert
 
@@ -86,8 +88,8 @@ def _llama_fields(hf: Any) -> dict[str, Any]:
     }
 
 
-def tl_config(hf_config: Any, model_name: str, default_prepend_bos: bool = True):
-    """HookedTransformerConfig (float32, CPU, LayerNorm to be folded) for a GPT-2 or Llama config."""
+def tl_config(hf_config: Any, model_name: str, default_prepend_bos: bool = True, fold_ln: bool = True):
+    """HookedTransformerConfig (float32, CPU, LayerNorm to be folded unless not fold_ln) for a GPT-2 or Llama config."""
     from transformer_lens import HookedTransformerConfig
     from transformer_lens.utilities.activation_functions import SUPPORTED_ACTIVATIONS
 
@@ -97,8 +99,8 @@ def tl_config(hf_config: Any, model_name: str, default_prepend_bos: bool = True)
     fields = _gpt2_fields(hf_config) if kind == "gpt2" else _llama_fields(hf_config)
     if fields["act_fn"] not in SUPPORTED_ACTIVATIONS:
         raise InterpError(f"activation '{fields['act_fn']}' is not one TransformerLens supports ({', '.join(SUPPORTED_ACTIVATIONS)}).")
-    # fold_ln turns every norm into its weightless "Pre" form, as from_pretrained does
-    fields["normalization_type"] += "Pre"
+    if fold_ln:  # fold_ln turns every norm into its weightless "Pre" form, as from_pretrained does
+        fields["normalization_type"] += "Pre"
     fields.update(
         model_name=model_name,
         default_prepend_bos=default_prepend_bos,
@@ -109,21 +111,21 @@ def tl_config(hf_config: Any, model_name: str, default_prepend_bos: bool = True)
     return HookedTransformerConfig.from_dict(fields)
 
 
-def hooked_from_hf(hf_model: Any, tokenizer: Any, model_name: str, default_prepend_bos: bool = True):
+def hooked_from_hf(hf_model: Any, tokenizer: Any, model_name: str, default_prepend_bos: bool = True,
+                   processing: bool = True):
     """Convert (and consume: its tensors may be reused) a GPT2LMHeadModel or LlamaForCausalLM.
 
-    Returns a float32 HookedTransformer on the CPU with TransformerLens's default weight processing.
+    Returns a float32 HookedTransformer on the CPU with TransformerLens's default weight processing,
+    or with none (processing=False).
     """
     from transformer_lens import HookedTransformer
     from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights, convert_llama_weights
 
-    cfg = tl_config(hf_model.config, model_name, default_prepend_bos)
+    cfg = tl_config(hf_model.config, model_name, default_prepend_bos, fold_ln=processing)
     hf_model = hf_model.to(torch.float32)
     convert = convert_gpt2_weights if hf_model.config.model_type == "gpt2" else convert_llama_weights
     with torch.no_grad():
         state = {k: v.detach() for k, v in convert(hf_model, cfg).items()}
     model = HookedTransformer(cfg, tokenizer, move_to_device=False)
-    model.load_and_process_state_dict(
-        state, fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True
-    )
+    model.load_and_process_state_dict(state, **processing_kwargs(processing))
     return model.eval()

@@ -15,7 +15,7 @@ from interp.models.convert import ARCHITECTURES, hooked_from_hf
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 
 
-def load_hf_folder(folder: Path, device: torch.device, dtype: torch.dtype):
+def load_hf_folder(folder: Path, device: torch.device, dtype: torch.dtype, processing: bool = True):
     kind = json.loads((folder / "config.json").read_text()).get("model_type")
     if kind not in ARCHITECTURES:
         raise InterpError(f"{folder} holds a '{kind}' model; interp converts Hugging Face folders of GPT-2 or Llama architecture only.")
@@ -26,7 +26,8 @@ def load_hf_folder(folder: Path, device: torch.device, dtype: torch.dtype):
     except OSError as e:  # no weights file, or a broken one
         raise InterpError(f"cannot read the model weights in {folder} ({str(e).splitlines()[0]}); save the model there with save_pretrained.") from None
     tokenizer = _tokenizer(folder, kind)
-    model = hooked_from_hf(hf_model, tokenizer, folder.name, default_prepend_bos=_prepend_bos(kind, tokenizer))
+    model = hooked_from_hf(hf_model, tokenizer, folder.name, default_prepend_bos=_prepend_bos(kind, tokenizer),
+                           processing=processing)
     model.to(device, print_details=False)
     if dtype != torch.float32:
         model.to(dtype, print_details=False)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import torch
 
 from interp.errors import InterpError
+from interp.models.processing import processing_kwargs
 
 OFFLINE_CHOICES = (
     "offline, use `smollm2-135m` (run `interp fetch model smollm2-135m` once) "
@@ -49,7 +50,8 @@ def in_hub_cache(official: str) -> bool:
     return isinstance(try_to_load_from_cache(official, "config.json"), str)
 
 
-def load_from_hub(name: str, device: torch.device, dtype: torch.dtype):
+def load_from_hub(name: str, device: torch.device, dtype: torch.dtype, processing: bool = True):
+    """from_pretrained (processing=True) or from_pretrained_no_processing (False), the Hub or its cache permitting."""
     from transformer_lens import HookedTransformer
 
     official = tl_official_name(name)
@@ -58,7 +60,7 @@ def load_from_hub(name: str, device: torch.device, dtype: torch.dtype):
         raise InterpError(f"'{name}' needs the Hugging Face Hub, which is unreachable from here, and it is not in the local Hub cache; {OFFLINE_CHOICES}.")
     with warnings.catch_warnings(), _hub_offline(not online):
         warnings.simplefilter("ignore", DeprecationWarning)  # from_pretrained's notice about TransformerBridge
-        model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype)
+        model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype, **processing_kwargs(processing))
     return model.eval()
 
 

@@ -27,4 +27,5 @@ def random_copy(model, seed: int = 0):
             else:
                 p.zero_()
     out.cfg.model_name = f"{model.cfg.model_name}-random-init"
+    out.model_path = None  # no folder holds it: files written from it must not name the original's
     return out.eval()

@@ -39,6 +39,7 @@ from analyses.edits_report import summarize, write_reports
 from analyses.logits import effective_unembed
 from interp.errors import InterpError
 from interp.files import write_json_atomic
+from interp.models.processing import check_processing, processing_setting
 from interp.pipelines import layer_saes
 from interp.pipelines.compare_layers import DepthConfig, check_settings, layer_dir, record_split
 from interp.recording import windows_sha256
@@ -113,7 +114,7 @@ def compare_edits(model, layers: list[int], train_windows: torch.Tensor, eval_wi
     settings = {"model": model.cfg.model_name, "config": {k: v for k, v in asdict(cfg).items() if k not in UNCHECKED},
                 "sae_dir": None if sae_dir is None else str(sae_dir), "train_tokens_sha256": windows_sha256(train_windows),
                 "eval_tokens_sha256": windows_sha256(eval_windows), "eval_windows": int(len(eval_windows)),
-                "context_size": int(eval_windows.shape[1])}
+                "context_size": int(eval_windows.shape[1]), **processing_setting(model)}
     saes = {}
     if any(k in SAE_KINDS for k in cfg.units) and sae_dir is not None:
         saes = load_saes(model, sae_dir, layers)  # before settings are written: a bad folder leaves nothing behind
@@ -149,6 +150,7 @@ def load_saes(model, sae_dir: str | Path, layers: list[int]) -> dict:
         if not (folder / "cfg.json").exists():
             raise InterpError(f"no SAE for {hook} in {sae_dir} (expected {folder}/cfg.json, as compare-layers writes).")
         s = load_sae(folder, device=_device(model)).requires_grad_(False)
+        check_processing(f"the SAE in {folder}", s.cfg.extra.get("model_from_pretrained_kwargs"), model)
         check_sae_fits(model, hook, s)
         found[layer] = s
     return found
@@ -330,7 +332,7 @@ def summarize_kind(units: list[dict], cfg: EditConfig) -> dict:
         out[ladder] = s
     if any(u["readability"] is not None for u in units):
         out["spearman_readability_vs_add_effect_at_kl_0.2"] = E.spearman(
-            [u["readability"] for u in units], [u["curves"]["add"]["effect_at_kl_0.2"] for u in units])
+            [u["readability"] for u in units], [u["curves"]["add"]["effect_at_kl_0.2"] for u in units], cfg.n_boot, cfg.seed)
     return out
 
 
@@ -342,7 +344,9 @@ def read_readability(folder: str | Path | None, layer: int) -> dict:
     if not path.exists():
         raise InterpError(f"no compare-layers scores for layer {layer} in {folder} (expected {path}).")
     units = json.loads(path.read_text())
-    basis = {"neurons": "neurons", "z0": None, "sae": "sae", "sae-noerror": "sae", "random": None}
+    # compare-layers scores CRATE's code z (hook_post), not z0: a z0 entry takes the score of the code
+    # entry of the same dictionary atom, which its second ISTA step turns into
+    basis = {"neurons": "neurons", "z0": "neurons", "sae": "sae", "sae-noerror": "sae", "random": None}
     return {kind: {u["unit"]: u.get("top_random") for u in units.get(b, []) if u.get("seed", 0) == 0 and u.get("side", "+") == "+"}
             for kind, b in basis.items() if b is not None and b in units}
 

@@ -44,6 +44,7 @@ from analyses.report import summarize, write_reports
 from analyses.scoring import ScoringConfig
 from interp.errors import InterpError
 from interp.files import write_json_atomic
+from interp.models.processing import processing_setting
 from interp.models.random_copy import random_copy
 from interp.pipelines import layer_saes
 from interp.recording import record, windows_sha256
@@ -181,6 +182,7 @@ def run_settings(model, cfg: DepthConfig, train_windows: torch.Tensor, heldout_w
         "heldout_windows": int(len(heldout_windows)),
         "train_tokens_sha256": windows_sha256(train_windows),
         "heldout_tokens_sha256": windows_sha256(heldout_windows),
+        **processing_setting(model),
     }
 
 

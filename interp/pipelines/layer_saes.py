@@ -29,7 +29,7 @@ import sae as saelib
 from interp.checkpoints import checkpoint_steps
 from interp.errors import InterpError
 from interp.files import write_json_atomic
-from sae.runs import new_saes, train_config
+from sae.runs import cache_metadata, new_saes, train_config
 from sae.sources import store_source
 
 QUALITY = "quality.json"
@@ -83,7 +83,7 @@ def ensure_saes(root: Path, hooks: list[str], train: dict, held: dict, cfg, mode
         return ready, quality
     cache = train[todo[0][0]]
     widths = {h: cache.hooks[h] for h in hooks}
-    extra = {"context_size": cache.context_size, "dataset": str(cache.path), "skip_bos": True}
+    extra = cache_metadata(cache, skip_bos=True)
     saes = {}
     for h, i in todo:
         saes[(h, i)] = new_saes([h], widths, cfg.arch, cfg.k, cfg.expansion, model_name, device, extra | {"seed_index": i})[h]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from interp.commands.options.common import command
+from interp.commands.options.text import add_split
 from interp.commands.options.unit import add_unit_args
 
 
@@ -17,7 +18,7 @@ def add_parser(sub) -> None:
     add_unit_args(p)
     p.add_argument("--value", default="zero", choices=["zero", "mean"])
     p.add_argument("--text", default="offline", help="text source")
-    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
+    add_split(p, "heldout")
     p.add_argument("--tokens", type=int, default=16_384)
     p.add_argument("--context-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)

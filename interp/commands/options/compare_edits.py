@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from interp.commands.options.common import command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.common import add_processing, command
+from interp.commands.options.text import TEXT_HELP, add_decoding
 
 
 def add_parser(sub) -> None:
@@ -17,6 +17,7 @@ def add_parser(sub) -> None:
         "OUT/report.html, OUT/report.md and OUT/results.json; rerunning skips finished layers and kinds.",
     )
     p.add_argument("--model", default="smollm2-135m", help="model name or a local folder (e.g. runs/lm/gpt2-2l)")
+    add_processing(p)
     p.add_argument("--layers", default="all", help="'all', a list like 0,4,8, or a range like 0-3")
     p.add_argument("--units", default="neurons,sae,sae-noerror,random",
                    help="comma-separated unit kinds: neurons, z0, sae, sae-noerror, random")
@@ -39,7 +40,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="eval windows per forward pass")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over units")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--text", default="offline", help="text source: 'offline', a file, folder or glob, or a Hugging Face dataset name")
+    p.add_argument("--text", default="offline", help=TEXT_HELP)
     add_decoding(p)
     p.add_argument("--context-size", type=int, default=128, help="tokens per window")
     p.add_argument("--seed", type=int, default=0, help="seeds the unit draws, random directions, positions and SAEs")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interp.commands.options.common import add_hooks, command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.text import TEXT_HELP, add_decoding
 
 
 def add_parser(sub) -> None:
@@ -47,7 +47,7 @@ def add_parser(sub) -> None:
                    help="llm: also score --cross-check-units of every dictionary's units with the LLM explainer and "
                    "simulator on the same examples, and report the rank agreement with the token scores")
     p.add_argument("--cross-check-units", type=int, default=20, help="with --cross-check: units per layer and dictionary")
-    p.add_argument("--text", default="offline", help="text source: 'offline', a file, folder or glob, or a Hugging Face dataset name")
+    p.add_argument("--text", default="offline", help=TEXT_HELP)
     add_decoding(p)
     p.add_argument("--context-size", type=int, default=128, help="tokens per window")
     p.add_argument("--seed", type=int, default=0, help="seeds the feature samples, the SAEs and the random examples")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from interp.commands.options.common import command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.common import add_processing, command
+from interp.commands.options.text import add_decoding, add_split
 from interp.sites import SITES
 
 
@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--features", default="all", help="which features: 'all', a range '0-99', a list '1,5,9' or a mix")
     p.add_argument("--neurons", action="store_true", help="dashboards for a layer's neurons (the identity dictionary) instead of an SAE")
     p.add_argument("--model", default=None, help="model name or folder; when not given, the SAE's model_name, else the cache's model")
+    add_processing(p)
     p.add_argument("--layer", type=int, default=None, help="with --neurons: the layer")
     p.add_argument("--site", default="mlp_post", choices=list(SITES), help="with --neurons: which activation of the layer")
     p.add_argument("--no-model", action="store_true", help="do not load the model: no logit effects, no prompt view, token ids instead of text")
@@ -32,10 +33,22 @@ def add_parser(sub) -> None:
     p.add_argument("--explanations", default=None, metavar="FILE", help="explanations and scores; when not given, SAE_DIR/explanations.json if it exists")
     p.add_argument("--text", default="offline", help="with --tokens: the text source")
     add_decoding(p)
-    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"], help="with --tokens: which documents of the text source")
+    add_split(p, "heldout", "with --tokens: ")
     p.add_argument("--context-size", type=int, default=128, help="with --tokens: tokens per window")
     p.add_argument("--top", type=int, default=20, help="top activating examples per feature")
     p.add_argument("--bands", type=int, default=10, help="activation bands of [0, max] to sample from")
     p.add_argument("--per-band", type=int, default=5, help="examples sampled from each band")
     p.add_argument("--title", default=None, help="the dashboard's title (default: the SAE folder's name)")
+    p.add_argument("--steer-prompts", default=None, metavar="FILE|default",
+                   help="add a steering example to each feature page, precomputed now: the default and the steered continuation "
+                   "(same seed) of each prompt; 'default' (three fixed prompts) or a file (one prompt per line, or a .json "
+                   "list of strings). Costs 2 x prompts x (steer-tokens + 1) forwards per feature (docs/editing.md)")
+    p.add_argument("--steer-strength", type=float, default=5.0, metavar="S",
+                   help="with --steer-prompts: add S x the feature's max activation to it (or clamp it there)")
+    p.add_argument("--steer-mode", default="add", choices=["add", "clamp"], help="with --steer-prompts: add to the feature or clamp it")
+    p.add_argument("--steer-tokens", type=int, default=16, metavar="N", help="with --steer-prompts: new tokens per continuation")
+    p.add_argument("--steer-temperature", type=float, default=1.0, help="with --steer-prompts: sampling temperature (0: greedy)")
+    p.add_argument("--steer-seed", type=int, default=0, help="with --steer-prompts: the seed of both runs")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice; 1 is much faster for "
+                   "--steer-prompts on a busy CPU)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from interp.commands.options.common import command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.common import add_processing, command
+from interp.commands.options.text import add_decoding, add_split
 
 
 def add_parser(sub) -> None:
@@ -16,9 +16,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument("sae_dir", help="an SAE folder (cfg.json + sae_weights.safetensors), ours or SAELens's")
     p.add_argument("--model", default=None, help="model to evaluate in (default: the SAE's model_name)")
+    add_processing(p)
     p.add_argument("--text", default="offline", help="text source")
     add_decoding(p)
-    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
+    add_split(p, "heldout")
     p.add_argument("--tokens", type=int, default=32_768, help="held-out tokens to evaluate on")
     p.add_argument("--context-size", type=int, default=None, help="default: the SAE's training context size, else 128")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interp.commands.options.common import add_hooks, command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.text import add_decoding, add_split
 
 
 def add_parser(sub) -> None:
@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="the cache folder to write (or resume)")
     p.add_argument("--text", default="offline", help="text source: 'offline', a file, folder or glob, or a Hugging Face dataset name")
     add_decoding(p)
-    p.add_argument("--split", default="train", choices=["train", "heldout", "all"], help="which documents of the source")
+    add_split(p, "train")
     p.add_argument("--context-size", type=int, default=128, help="tokens per window")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16"], help="storage type of activations")

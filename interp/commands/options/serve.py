@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from interp.commands.options.common import command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.common import add_processing, command
+from interp.commands.options.text import ONE_DOCUMENT, add_decoding
 
 
 def add_parser(sub) -> None:
@@ -20,12 +20,13 @@ def add_parser(sub) -> None:
     p.add_argument("--dashboard", default=None, metavar="DIR",
                    help="a dashboard folder written by `interp dashboard`; when not given, one is built at start")
     p.add_argument("--model", default=None, help="model name or folder (default: the SAE's model)")
+    add_processing(p)
     p.add_argument("--port", type=int, default=8000, help="the port (0: any free one, printed at start)")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on; anything but this machine "
                    "lets others use the model (a warning is printed)")
     p.add_argument("--features", default="0-99", help="without --dashboard: the features whose pages to build")
     p.add_argument("--tokens", type=int, default=16384, help="without --dashboard: held-out tokens to build them from")
-    p.add_argument("--text", default="offline", help="without --dashboard: the text source of those tokens")
+    p.add_argument("--text", default="offline", help="without --dashboard: the text source of those tokens (its held-out part; " + ONE_DOCUMENT + ")")
     add_decoding(p)
     p.add_argument("--max-prompt-tokens", type=int, default=1024, help="longer prompts get HTTP 413")
     p.add_argument("--max-new-tokens", type=int, default=64, help="the cap on a steer's new tokens")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interp.commands.options.common import command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.text import ONE_DOCUMENT, add_decoding
 
 
 def add_parser(sub) -> None:
@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--eval-tokens", type=int, default=65_536, help="held-out tokens per evaluation")
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     p.add_argument("--heldout-fraction", type=float, default=0.05, help="share of documents held out")
-    p.add_argument("--text", default="offline", help="text source: 'offline', a file, folder or glob, or a Hugging Face dataset name")
+    p.add_argument("--text", default="offline", help="text source: 'offline', a file, folder or glob, or a Hugging Face dataset name; " + ONE_DOCUMENT)
     add_decoding(p)
     p.add_argument("--seed", type=int, default=0, help="seeds the weights and the data order")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

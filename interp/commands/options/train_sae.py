@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from interp.commands.options.common import command
-from interp.commands.options.text import add_decoding
+from interp.commands.options.common import add_processing, command
+from interp.commands.options.text import ONE_DOCUMENT, add_decoding
 from interp.sites import SITES
 
 
@@ -19,6 +19,7 @@ def add_parser(sub) -> None:
         "every batch, rank 0 writes the outputs, and a run resumes on any number of ranks (docs/distributed.md).",
     )
     p.add_argument("--model", default="smollm2-135m", help="model name or local folder (ignored with --activations)")
+    add_processing(p)
     p.add_argument("--layer", "--layers", dest="layers", default=None,
                    help="a layer, or a list like 0,4,8; default: the middle layer (or every hook of --activations)")
     p.add_argument("--site", default="resid_post", choices=list(SITES), help="which activation in each block")
@@ -31,7 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the trainer's)")
     p.add_argument("--sparsity-coefficient", type=float, default=None, help="L1 (relu) or L0 (jumprelu) weight")
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
-    p.add_argument("--text", default="offline", help="text source when running the model")
+    p.add_argument("--text", default="offline", help="text source when running the model (its train part; " + ONE_DOCUMENT + ")")
     add_decoding(p)
     p.add_argument("--context-size", type=int, default=128, help="tokens per window when running the model")
     p.add_argument("--include-bos", action="store_true", help="train on each window's BOS position too")

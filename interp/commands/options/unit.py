@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from interp.commands.options.common import add_processing
+
 
 def add_unit_args(p) -> None:
     p.add_argument("--model", default=None, help="model name or folder (default: the SAE's model)")
+    add_processing(p)
     p.add_argument("--sae", default=None, metavar="DIR", help="an SAE folder, for --feature")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--feature", type=int, default=None, help="an SAE latent id (needs --sae)")
