@@ -300,3 +300,25 @@ def test_compare_layers_over_another_comparison_needs_overwrite(world):
     assert json.loads((out / "settings.json").read_text())["config"]["features_per_layer"] == 3
     assert json.loads((out / "results.json").read_text())["layers"] == [0]
     assert json.loads((out / "run.json").read_text())["config"]["features_per_layer"] == 3
+
+
+def test_too_little_text_for_one_shuffle_block(world):
+    # train-sae reads as much text as one shuffle block needs whatever --tokens is; only a corpus
+    # that holds less than that is refused
+    line = bad(world, "train-sae", "--model", "tiny-gpt2", "--text", "text", "--context-size", "32", "--layer", "0",
+               "--k", "4", "--expansion", "2", "--tokens", "2048", "--out", "scratch/sae-short-text")
+    assert re.fullmatch(r"interp: error: \d+ windows of text are too few for a shuffle block of 1058 \(8 batches of 4096 "
+                        r"tokens\); give more text or a smaller --batch-size\.", line), line
+
+
+def test_no_processing_of_a_folder_that_holds_processed_weights_only(world):
+    from interp.models import load_model
+    from interp.models.converted import save_converted
+
+    folder = world / "scratch" / "converted"
+    if not folder.exists():
+        save_converted(load_model(world / "tiny-gpt2"), folder)
+    line = bad(world, "record", "--model", str(folder), "--no-processing", "--layers", "0", "--tokens", "256",
+               "--context-size", "32", "--text", "text", "--out", "scratch/x")
+    assert line == (f"interp: error: {folder} holds weights already processed by TransformerLens and not the original "
+                    "ones, so --no-processing cannot be honoured; load it without --no-processing.")
