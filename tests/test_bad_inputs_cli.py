@@ -322,3 +322,11 @@ def test_no_processing_of_a_folder_that_holds_processed_weights_only(world):
                "--context-size", "32", "--text", "text", "--out", "scratch/x")
     assert line == (f"interp: error: {folder} holds weights already processed by TransformerLens and not the original "
                     "ones, so --no-processing cannot be honoured; load it without --no-processing.")
+
+
+def test_a_run_folder_of_an_unprocessed_model_refuses_to_resume_on_a_processed_one(world):
+    sae = copy(world, "sae-raw", "sae-raw-resumed")
+    line = bad(world, "train-sae", "--model", "tiny-gpt2", "--text", "text", "--context-size", "32", "--layer", "0",
+               "--k", "4", "--expansion", "2", "--tokens", "2048", "--batch-size", "256", "--out", str(sae))
+    assert line.startswith(f"interp: error: {HOOK}: the checkpoint in this folder is of another run (data.source was ")
+    assert ":processing:{'fold_ln': False" in line
