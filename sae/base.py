@@ -24,6 +24,7 @@ from torch import nn
 
 from sae.config import SAEConfig, TrainConfig
 from sae.errors import SAEError
+from sae.threads import wide
 
 
 @dataclass
@@ -75,6 +76,7 @@ class SAE(nn.Module):
     saelens_name: ClassVar[str] = ""  # "architecture" written to cfg.json
     unit_norm_decoder: ClassVar[bool] = True  # else decoder norms are folded in at save
     needs_k: ClassVar[bool] = False
+    sparse_step: ClassVar[bool] = False  # the step is one dense product plus small operators (sae/threads.py)
     default_sparsity_coefficient: ClassVar[float] = 0.0
     init_decoder_norm: ClassVar[float] = 1.0
     latent_scaled: ClassVar[tuple[str, ...]] = ("b_enc",)  # tensors in units of latent activation
@@ -145,7 +147,8 @@ class SAE(nn.Module):
         if buf is None or buf.shape != shape or buf.dtype != x.dtype or buf.device != x.device:
             buf = self._pre_buf = torch.empty(shape, dtype=x.dtype, device=x.device)
         xc = x - self.b_dec
-        return xc, torch.addmm(self.b_enc, xc, self.W_enc, out=buf)
+        with wide():
+            return xc, torch.addmm(self.b_enc, xc, self.W_enc, out=buf)
 
     @torch.no_grad()
     def init_weights(self, generator: torch.Generator, train_cfg: TrainConfig) -> None:

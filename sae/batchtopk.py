@@ -22,6 +22,7 @@ class BatchTopKSAE(SAE):
     name = "batchtopk"
     saelens_name = "jumprelu"
     needs_k = True
+    sparse_step = True
     latent_scaled = ("b_enc", "threshold")
 
     def __init__(self, cfg):

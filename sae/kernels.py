@@ -20,6 +20,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from sae import native
+from sae.threads import wide
+
 # ---- dense (relu, jumprelu, and AuxK over the dead latents) --------------------------------
 
 
@@ -84,11 +87,13 @@ class Bags:
     def per_latent_sum(self, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """[d_sae, d]: row s = sum over pairs (b, s) of weights[b, j] * rows[b]."""
         w = weights.reshape(-1)[self.perm]
-        return F.embedding_bag(self.tokens, rows, self.latent_offsets, per_sample_weights=w, mode="sum")
+        with wide():
+            return F.embedding_bag(self.tokens, rows, self.latent_offsets, per_sample_weights=w, mode="sum")
 
     def per_token_sum(self, table: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """[B, d]: row b = sum over pairs (b, s) of weights[b, j] * table[s]."""
-        return F.embedding_bag(self.idx, table, self.offsets, per_sample_weights=weights, mode="sum")
+        with wide():
+            return F.embedding_bag(self.idx, table, self.offsets, per_sample_weights=weights, mode="sum")
 
     def pair_dots(self, rows: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Like the flattened idx: rows[b] . table[s] for each pair (b, s)."""
@@ -96,7 +101,13 @@ class Bags:
             # k pairs per token out of a small subset: all dots by one matmul, then pick. The
             # sparse kernel gathers rows at random on one thread, which is slower at AuxK's
             # k_aux = d_in/2 out of d_sae/2 dead latents.
-            return (rows @ table[self.subset].t()).gather(1, self.local).reshape(-1)
+            with wide():
+                dots = rows @ table[self.subset].t()
+            return dots.gather(1, self.local).reshape(-1)
+        fast = native.kernels() if rows.device.type == "cpu" and rows.dtype == table.dtype else None
+        if fast is not None and rows.dtype in (torch.float32, torch.float64) and self.idx.dtype == torch.int64:
+            with wide():
+                return fast.pair_dots(rows.contiguous(), table.contiguous(), self.rows, self.idx.reshape(-1).contiguous())
         flat_offsets = self.offsets
         if flat_offsets is None:
             flat_offsets = torch.arange(0, self.idx.numel(), self.idx.shape[1], device=self.idx.device)

@@ -12,11 +12,15 @@ encoder product's time. Here each row is cut into C strided chunks, chunk j = en
 - one small topk over those k chunks' c entries each gives the row's top k.
 
 The values are exactly torch.topk's; only which index wins a tie may differ (torch.topk
-promises no order among ties either)."""
+promises no order among ties either). When the native kernels are built (sae/native.py), one
+pass per row in C++ replaces all of this, with the same guarantee."""
 
 from __future__ import annotations
 
 import torch
+
+from sae import native
+from sae.threads import wide
 
 CHUNK = 8  # entries per chunk: the row's width shrinks 8x for the first topk, to 8k for the second
 
@@ -24,6 +28,11 @@ CHUNK = 8  # entries per chunk: the row's width shrinks 8x for the first topk, t
 def topk_rows(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(values, indices) [B, k] of each row's k largest entries of pre [B, S], unsorted."""
     B, S = pre.shape
+    fast = native.kernels() if pre.device.type == "cpu" and pre.dtype in (torch.float32, torch.float64) else None
+    if fast is not None and 1 <= k <= S:
+        with wide():
+            vals, idx = fast.topk_rows(pre.contiguous(), k)
+        return vals, idx
     C = S // CHUNK
     if S % CHUNK or C < 4 * k or not pre.is_contiguous() or pre.device.type != "cpu":
         return pre.topk(k, dim=1, sorted=False)

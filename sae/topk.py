@@ -20,6 +20,7 @@ class TopKSAE(SAE):
     name = "topk"
     saelens_name = "topk"
     needs_k = True
+    sparse_step = True
 
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         vals, idx = pre.topk(self.cfg.k, dim=-1, sorted=False)
@@ -71,7 +72,7 @@ def auxk_loss(
     dead_idx = dead.nonzero().squeeze(1)
     k_aux = min(k_aux, dead_idx.numel())
     with torch.no_grad():
-        vals, top = pre.index_select(1, dead_idx).topk(k_aux, dim=1, sorted=False)
+        vals, top = topk_rows(pre.index_select(1, dead_idx), k_aux)
         bags = Bags.build(dead_idx[top], sae.cfg.d_sae, subset=dead_idx, local=top)
     a = selected_pre(vals, bags, xc, sae.W_enc, sae.b_enc, sae.b_dec).relu()
     e_hat = sparse_decode(a, sae.W_dec, bags)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -29,6 +30,7 @@ from sae.config import SAEConfig, TrainConfig
 from sae.data_init import initial_b_dec, input_scale
 from sae.errors import SAEError
 from sae.schedule import lr_at, sparsity_at
+from sae.threads import small_ops
 
 
 class Trainer:
@@ -51,6 +53,7 @@ class Trainer:
         self.last: dict[str, float] = {}
         self.reduce = distributed.all_reduce if distributed.is_distributed() else None
         self.loss_fn = sae.training_loss
+        self.small_ops_on_one_thread = sae.sparse_step  # see sae/threads.py
         if self.reduce is not None:
             self.loss_fn = distributed.data_parallel(_TrainingLoss(sae), gradients="sum", sync_buffers=False)
 
@@ -73,6 +76,10 @@ class Trainer:
     # ---- one step --------------------------------------------------------------------------
     def step(self, x: torch.Tensor) -> dict[str, float]:
         """One optimisation step on a raw batch x [B, d_in]; returns the batch's metrics."""
+        with small_ops() if self.small_ops_on_one_thread else nullcontext():
+            return self._step(x)
+
+    def _step(self, x: torch.Tensor) -> dict[str, float]:
         sae, cfg, step = self.sae, self.cfg, self.step_count
         x = self._as_input(x)
         if sae.cfg.activation_scale != 1.0:
