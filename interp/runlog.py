@@ -44,10 +44,12 @@ def write_run_json(out: str | Path, config: dict, started: float, **extra) -> Pa
 _NOT_RESULT = ("func", "out", "overwrite", "device", "threads")
 
 
-def refuse_other_run(run_dir: str | Path, config: dict, outputs: list[Path], overwrite: bool) -> None:
+def refuse_other_run(run_dir: str | Path, config: dict, outputs: list[Path], overwrite: bool,
+                     ignore: tuple[str, ...] = ()) -> None:
     """A folder holds one run's outputs. When any of `outputs` exists and run_dir/run.json records
     other settings than `config` (or is missing), raise InterpError in one line, unless `overwrite`.
-    Rerunning the same command passes."""
+    Rerunning the same command passes, and so does one that differs only in the settings `ignore`
+    names (a run that extends the same one, such as compare-layers given more layers)."""
     present = [p for p in outputs if Path(p).exists()]
     if overwrite or not present:
         return
@@ -56,7 +58,7 @@ def refuse_other_run(run_dir: str | Path, config: dict, outputs: list[Path], ove
     except (OSError, ValueError, KeyError, TypeError):
         theirs = None
     if isinstance(theirs, dict):
-        a, b = _comparable(theirs), _comparable(config)
+        a, b = _comparable(theirs, ignore), _comparable(config, ignore)
         key = next((k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)), None)
         if key is None:
             return
@@ -66,5 +68,5 @@ def refuse_other_run(run_dir: str | Path, config: dict, outputs: list[Path], ove
     raise InterpError(f"{present[0]} is the output of another run ({why}); choose another --out, or pass --overwrite to replace it.")
 
 
-def _comparable(config: dict) -> dict[str, str]:
-    return {k: json.dumps(v, default=str, sort_keys=True) for k, v in config.items() if k not in _NOT_RESULT}
+def _comparable(config: dict, ignore: tuple[str, ...] = ()) -> dict[str, str]:
+    return {k: json.dumps(v, default=str, sort_keys=True) for k, v in config.items() if k not in _NOT_RESULT + ignore}

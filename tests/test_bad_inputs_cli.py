@@ -263,9 +263,8 @@ def test_an_sae_on_a_model_processed_otherwise(world, argv):
 
 
 def test_compare_edits_with_saes_of_a_model_processed_otherwise(world):
-    (world / "book.txt").write_text(" ".join(f"Line {i} of a book." for i in range(3000)))  # one document: held out by window
     line = bad(world, "compare-edits", "--model", "tiny-gpt2", "--layers", "0", "--units", "sae", "--sae-dir", "saes-raw",
-               "--text", "book.txt", "--context-size", "32", "--tokens", "1024", "--eval-tokens", "256", "--out", "scratch/edits-raw")
+               "--text", book(world), "--context-size", "32", "--tokens", "1024", "--eval-tokens", "256", "--out", "scratch/edits-raw")
     assert line == f"interp: error: the SAE in saes-raw/blocks.0.mlp.hook_post {RAW}"
 
 
@@ -274,3 +273,60 @@ def test_a_dashboard_of_an_sae_on_a_cache_processed_otherwise(world):
         "interp: error: the SAE at sae-raw read activations with no weight processing but the cache at acts holds "
         "activations with TransformerLens's default weight processing; give a cache recorded as the SAE's training data "
         "was (with or without --no-processing).")
+
+
+def book(world: Path) -> str:
+    """A one-document text (held out by window), long enough for a held-out split."""
+    if not (world / "book.txt").exists():
+        (world / "book.txt").write_text(" ".join(f"Line {i} of a book." for i in range(3000)))
+    return "book.txt"
+
+
+def test_compare_layers_over_another_comparison_needs_overwrite(world):
+    out = world / "scratch" / "depth"
+    shutil.rmtree(out, ignore_errors=True)
+    argv = ["compare-layers", "--model", str(world / "tiny-gpt2"), "--text", str(world / book(world)), "--context-size", "32",
+            "--tokens", "1024", "--heldout-tokens", "256", "--site", "resid_post", "--k", "4", "--expansion", "2",
+            "--batch-size", "256", "--bases", "neurons,sae,random", "--eval-tokens", "128", "--out", str(out)]
+    assert main(argv + ["--layers", "0", "--features-per-layer", "4"]) == 0
+    first = (out / "layers" / "L00" / "done.json").read_bytes()
+    assert bad(world, *argv, "--layers", "0", "--features-per-layer", "3") == (
+        f"interp: error: {out / 'report.html'} is the output of another run (--features-per-layer was 4, is now 3); "
+        "choose another --out, or pass --overwrite to replace it.")
+    assert main(argv + ["--layers", "0,1", "--features-per-layer", "4"]) == 0  # more layers extend the same comparison
+    assert (out / "layers" / "L00" / "done.json").read_bytes() == first and (out / "layers" / "L01" / "done.json").exists()
+    assert main(argv + ["--layers", "0", "--features-per-layer", "3", "--overwrite"]) == 0  # replaced, not mixed
+    assert not (out / "layers" / "L01").exists()
+    assert json.loads((out / "settings.json").read_text())["config"]["features_per_layer"] == 3
+    assert json.loads((out / "results.json").read_text())["layers"] == [0]
+    assert json.loads((out / "run.json").read_text())["config"]["features_per_layer"] == 3
+
+
+def test_too_little_text_for_one_shuffle_block(world):
+    # train-sae reads as much text as one shuffle block needs whatever --tokens is; only a corpus
+    # that holds less than that is refused
+    line = bad(world, "train-sae", "--model", "tiny-gpt2", "--text", "text", "--context-size", "32", "--layer", "0",
+               "--k", "4", "--expansion", "2", "--tokens", "2048", "--out", "scratch/sae-short-text")
+    assert re.fullmatch(r"interp: error: \d+ windows of text are too few for a shuffle block of 1058 \(8 batches of 4096 "
+                        r"tokens\); give more text or a smaller --batch-size\.", line), line
+
+
+def test_no_processing_of_a_folder_that_holds_processed_weights_only(world):
+    from interp.models import load_model
+    from interp.models.converted import save_converted
+
+    folder = world / "scratch" / "converted"
+    if not folder.exists():
+        save_converted(load_model(world / "tiny-gpt2"), folder)
+    line = bad(world, "record", "--model", str(folder), "--no-processing", "--layers", "0", "--tokens", "256",
+               "--context-size", "32", "--text", "text", "--out", "scratch/x")
+    assert line == (f"interp: error: {folder} holds weights already processed by TransformerLens and not the original "
+                    "ones, so --no-processing cannot be honoured; load it without --no-processing.")
+
+
+def test_a_run_folder_of_an_unprocessed_model_refuses_to_resume_on_a_processed_one(world):
+    sae = copy(world, "sae-raw", "sae-raw-resumed")
+    line = bad(world, "train-sae", "--model", "tiny-gpt2", "--text", "text", "--context-size", "32", "--layer", "0",
+               "--k", "4", "--expansion", "2", "--tokens", "2048", "--batch-size", "256", "--out", str(sae))
+    assert line.startswith(f"interp: error: {HOOK}: the checkpoint in this folder is of another run (data.source was ")
+    assert ":processing:{'fold_ln': False" in line

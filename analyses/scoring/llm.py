@@ -122,7 +122,7 @@ class LocalHF:
         dev = lm.device
         with torch.no_grad():
             if self._prefix is None or self._prefix[0] != prefix:
-                out = lm.model(input_ids=torch.tensor([prefix], device=dev), use_cache=True)
+                out = lm.base_model(input_ids=torch.tensor([prefix], device=dev), use_cache=True)
                 self.forwards += 1
                 kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
                 self._prefix = (list(prefix), kv)
@@ -135,7 +135,7 @@ class LocalHF:
                 ids[b, :len(s)] = torch.tensor(s, dtype=torch.int64)
                 mask[b, P:P + len(s)] = 1
             cache = DynamicCache([(k.expand(B, -1, -1, -1).contiguous(), v.expand(B, -1, -1, -1).contiguous()) for k, v in kv])
-            h = lm.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), past_key_values=cache, use_cache=True).last_hidden_state
+            h = lm.base_model(input_ids=ids.to(dev), attention_mask=mask.to(dev), past_key_values=cache, use_cache=True).last_hidden_state
             self.forwards += 1
             w = lm.get_output_embeddings().weight[torch.tensor(answers, device=dev)]  # only the answers' rows of the unembedding
             return [(h[b, torch.tensor(slots[b], dtype=torch.int64, device=dev)] @ w.T).float().cpu() for b in range(B)]

@@ -22,7 +22,8 @@ from sae.runs import check_architecture
 
 def run(args) -> int:
     started = time.time()
-    refuse_other_run(args.out, vars(args) | {"func": None}, [Path(args.out) / "report.html"], args.overwrite)
+    # more layers extend the same comparison (the finished ones are kept); anything else is another run
+    refuse_other_run(args.out, vars(args) | {"func": None}, [Path(args.out) / "report.html"], args.overwrite, ignore=("layers",))
     if args.threads:
         torch.set_num_threads(args.threads)
     check_architecture(args.arch)
@@ -68,7 +69,7 @@ def run(args) -> int:
           f"{','.join(map(str, layers))}: {train.numel():,} train and {heldout.numel():,} held-out tokens, "
           f"{args.features_per_layer} units per dictionary, {args.seeds} seed(s)")
     results = compare_layers(model, layers, train, heldout, args.out, cfg, tokenizer=model.tokenizer,
-                             explainer=explainer, simulator=simulator, cross=cross)
+                             explainer=explainer, simulator=simulator, cross=cross, overwrite=args.overwrite)
     write_run_json(args.out, vars(args) | {"func": None}, started, seconds_by_stage=results["seconds"])
     print(markdown(results))
     print(f"report: {(Path(args.out) / 'report.html').resolve()}")

@@ -8,6 +8,7 @@ import sae as saelib
 from interp import distributed
 from interp.errors import InterpError
 from interp.models import load_model, model_ref, saelens_metadata
+from interp.models.processing import processing_setting
 from interp.runlog import write_run_json
 from interp.sites import check_context, hook_name, hook_width, parse_layers
 from interp.store import ActivationStore
@@ -82,7 +83,10 @@ def _source(args, device):
         windows = token_windows(args.text, model.tokenizer, context_size=args.context_size, split="train",
                                 max_tokens=max(args.tokens, need))
     batches = stream_source(model, windows, hooks, args.batch_size, args.seed, skip_bos, device)
-    ref = model_ref(model) | {"source": f"model:{model_ref(model)}:text:{source_fingerprint(args.text)}:ctx:{args.context_size}",
+    # the weights' processing is part of the data (said only when not the default, as runs before it was recorded)
+    processing = "".join(f":processing:{v}" for v in processing_setting(model).values())
+    ref = model_ref(model) | {"source": f"model:{model_ref(model)}:text:{source_fingerprint(args.text)}:ctx:{args.context_size}"
+                                        f"{processing}",
                               "metadata": sae_metadata(model_ref(model), saelens_metadata(model), args.context_size,
                                                        args.text, skip_bos)}
     return hooks, {h: hook_width(model, h) for h in hooks}, batches, ref, device

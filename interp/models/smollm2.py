@@ -5,7 +5,9 @@ once to interp's HookedTransformer folder."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import shutil
 import subprocess
 import sys
@@ -41,8 +43,10 @@ def load_gguf(gguf_dir: Path):
     """(Hugging Face LlamaForCausalLM in float32, tokenizer) read from the GGUF file."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    hf_model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=GGUF, dtype=torch.float32, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=GGUF, local_files_only=True)
+    # transformers' GGUF reader draws a plain tqdm bar that no setting turns off: keep it off our terminal
+    with contextlib.redirect_stderr(io.StringIO()):
+        hf_model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=GGUF, dtype=torch.float32, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=GGUF, local_files_only=True)
     return hf_model.eval(), tokenizer
 
 

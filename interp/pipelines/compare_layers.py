@@ -96,6 +96,7 @@ def compare_layers(
     log: Callable[[str], None] = print,
     progress: bool = True,
     cross=None,  # (explainer, simulator) of the cross-check (an LLM's): cfg.cross_check_units per dictionary
+    overwrite: bool = False,  # a comparison with other settings in `out` is deleted instead of refused
 ) -> dict:
     """Neurons vs SAE features, layer by layer; writes `out` (see the module doc), returns results.json."""
     out = Path(out)
@@ -103,7 +104,7 @@ def compare_layers(
     bases = parse_bases(",".join(cfg.bases))
     hooks = {layer: hook_name(cfg.site, layer) for layer in layers}
     settings = run_settings(model, cfg, train_windows, heldout_windows, explainer, simulator, cross)
-    check_settings(out, settings)
+    check_settings(out, settings, overwrite)
     done = {layer: json.loads((layer_dir(out, layer) / DONE).read_text()) for layer in layers if (layer_dir(out, layer) / DONE).exists()}
     todo = [layer for layer in layers if layer not in done]
     for layer in done:
@@ -186,9 +187,22 @@ def run_settings(model, cfg: DepthConfig, train_windows: torch.Tensor, heldout_w
     }
 
 
-def check_settings(out: Path, settings: dict) -> None:
-    """Write settings.json, or check that the run already in `out` used the same settings."""
+# what a comparison writes in its folder (all of it goes when --overwrite replaces one made otherwise)
+OUTPUTS = ("settings.json", "acts", "saes", "random-model", "layers", "results.json", "report.md", "report.html",
+           "timings.json", "run.json")
+
+
+def check_settings(out: Path, settings: dict, overwrite: bool = False) -> None:
+    """Write settings.json, or check that the run already in `out` used the same settings; with
+    `overwrite`, a comparison made with other settings is deleted (its OUTPUTS only) and this one starts."""
     path = out / "settings.json"
+    if path.exists() and overwrite and json.loads(path.read_text()) != json.loads(json.dumps(settings)):
+        for name in OUTPUTS:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
     if path.exists():
         old = json.loads(path.read_text())
         if old != json.loads(json.dumps(settings)):
@@ -197,7 +211,7 @@ def check_settings(out: Path, settings: dict) -> None:
                 c_old, c_new = old["config"], json.loads(json.dumps(settings["config"]))
                 diff = [f"config.{k}" for k in c_new if c_old.get(k) != c_new[k]] + [d for d in diff if d != "config"]
             raise InterpError(f"{out} holds a comparison made with other settings ({', '.join(diff)} differ); "
-                              "choose another --out, or delete it to start over.")
+                              "choose another --out, or pass --overwrite to replace it.")
         return
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, settings)
