@@ -56,7 +56,7 @@ test: fetch saelens-env
 	$(VENV)/bin/ruff check .
 	INTERP_SAELENS_VENV=$(abspath $(SAELENS_VENV)) $(PY) -m pytest -q
 
-# The quick benchmarks (under 10 minutes on 2 cores, run whole under /work/logs/quiet); each writes
+# The quick benchmarks (606 s on 2 cores under /work/logs/quiet, 2026-12-03; record.py is 275 s); each writes
 # its table to bench/results/<script>.md with the commit it measured, torch's thread count, the load
 # average and median [min, max] over interleaved repeats. The slow ones run by hand with --results
 # (memory: 4 GB cache; dashboard, scale, scoring at full size, sae_quality, distributed_agreement,

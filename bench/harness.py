@@ -40,11 +40,13 @@ def load_average() -> str:
 
 
 def commit() -> str:
-    """The commit measured, with '+dirty' when the work tree differs from it."""
+    """The commit measured, with '+dirty' when the work tree (bench/results/ aside) differs from it."""
     try:
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=10", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+        # the tables in bench/results/ do not count: make bench rewrites them one after another
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)bench/results"],
                                capture_output=True, text=True, check=True).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
