@@ -213,7 +213,7 @@ def generate(model: Any, prompt: Any, interventions: Sequence[Any] = (), *, seed
     for c in runs:
         c.activations = [[] for _ in range(n)]
     done_after = len(default.tokens) if default is not None else None
-    for i, new, lps, reads, prompt_reads, _ in _stream(model, toks[0], interventions, kinds, seed, max_new_tokens,
+    for _i, new, lps, reads, prompt_reads, _ in _stream(model, toks[0], interventions, kinds, seed, max_new_tokens,
                                                        temperature, stop_at_eos, done_after):
         for k, c in enumerate(runs):
             if prompt_reads is not None:
