@@ -80,7 +80,13 @@ def evaluate_sae(
         if compute_losses:
             p_clean = clean_lp.exp()
             hook = metrics.splice_hook(sae, x_hat.to(x.device))
-            sae_lp = rest([(hook_name, hook)]).log_softmax(-1)
+            if start is not None and hook_name == f"blocks.{start}.hook_resid_post" and start + 1 < model.cfg.n_layers:
+                # the spliced residual is the next block's input: start there, one block later
+                sae_logits = model(x_hat.to(x.device, x.dtype).reshape(x.shape), start_at_layer=start + 1)
+            else:
+                sae_logits = rest([(hook_name, hook)])
+            sae_lp = sae_logits.log_softmax(-1)
+            del sae_logits
             ce_sae, kl_sae = _ce(sae_lp, tokens), _kl_lp(p_clean, clean_lp, sae_lp)
             del sae_lp
             if zero is not None:
