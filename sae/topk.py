@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from sae.base import SAE, StepContext, StepOutput
-from sae.kernels import Bags, selected_pre, sparse_decode
+from sae.kernels import Bags, encode_decode, selected_pre, sparse_decode
 from sae.registry import register
 from sae.select import topk_rows
 
@@ -36,8 +36,8 @@ class TopKSAE(SAE):
             xc, pre = self.pre_into_buffer(x)
             vals, idx = topk_rows(pre, self.cfg.k)  # [B, k]
             bags = Bags.build(idx, self.cfg.d_sae)
-        acts = selected_pre(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec).relu()
-        x_hat = sparse_decode(acts, self.W_dec, bags) + self.b_dec
+        acts, x_hat = encode_decode(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec, self.W_dec)
+        x_hat = x_hat + self.b_dec
         return topk_family_output(self, x, x_hat, xc, pre, acts, bags, step_ctx)
 
 
