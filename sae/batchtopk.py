@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import torch
 
+from sae import native
 from sae.base import SAE, StepContext, StepOutput
 from sae.config import TrainConfig
 from sae.kernels import Bags, encode_decode
-from sae import native
 from sae.registry import register
 from sae.select import topk_rows
 from sae.threads import wide
@@ -48,7 +48,6 @@ class BatchTopKSAE(SAE):
                 self._update_threshold(smallest)
             bags = Bags.build(idx, self.cfg.d_sae, offsets)
         acts, x_hat = encode_decode(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec, self.W_dec)
-        x_hat = x_hat + self.b_dec
         return topk_family_output(self, x, x_hat, xc, pre, acts, bags, step_ctx)
 
     def _update_threshold(self, smallest_kept: torch.Tensor) -> None:
