@@ -18,7 +18,7 @@ from sae.config import SAEConfig, TrainConfig
 from sae.errors import SAEError, TrainingDiverged
 from sae.evaluate import evaluate_sae
 from sae.generate import Continuation, Generation, Step, generate, generate_stream
-from sae.interventions import Ablate, Add, Applied, Clamp, apply
+from sae.interventions import Ablate, Add, Applied, Clamp, apply, apply_stacked
 from sae.io import load_sae, save_sae
 from sae.loop import train_sae, train_saes
 from sae.registry import (
@@ -53,6 +53,7 @@ __all__ = [
     "Trainer",
     "TrainingDiverged",
     "apply",
+    "apply_stacked",
     "architecture_names",
     "create_sae",
     "evaluate_sae",

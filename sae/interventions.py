@@ -196,3 +196,34 @@ def apply(model: Any, interventions: Sequence[Any]) -> Iterator[Applied]:
         hooks = [(iv.unit.point, applied.hook_for(i)) for i, iv in enumerate(interventions)]
         stack.enter_context(model.hooks(fwd_hooks=hooks))
         yield applied
+
+
+@contextmanager
+def apply_stacked(model: Any, groups: Sequence[Sequence[Any]]) -> Iterator[list[Applied]]:
+    """apply() for a batch that stacks len(groups) copies of the same inputs along the batch
+    dimension: group g's interventions edit only the g-th block of rows, with masks shaped like one
+    block. Several edits then share one forward pass; each block equals apply() with its group alone."""
+    groups = [list(g) for g in groups]
+    for g in groups:
+        check_interventions(model, g)
+        if any(isinstance(iv.unit, Latent) and iv.unit.sae is not None and splice_at(model, iv.unit.hook) is None for iv in g):
+            raise SAEError("apply_stacked needs every Latent's SAE spliced already (sae.spliced).")
+    applied = [Applied(g) for g in groups]
+
+    def hook_at(point: str):
+        fns = [[a.hook_for(i) for i, iv in enumerate(a.interventions) if iv.unit.point == point] for a in applied]
+
+        def hook(act: torch.Tensor, hook: Any) -> torch.Tensor:
+            if act.shape[0] % len(groups):
+                raise SAEError(f"a stacked batch of {act.shape[0]} rows does not split into {len(groups)} groups.")
+            blocks = list(act.chunk(len(groups)))
+            for g, fs in enumerate(fns):
+                for f in fs:
+                    new = f(blocks[g], hook)
+                    blocks[g] = blocks[g] if new is None else new
+            return torch.cat(blocks)
+        return hook
+
+    points = sorted({iv.unit.point for g in groups for iv in g})
+    with model.hooks(fwd_hooks=[(p, hook_at(p)) for p in points]):
+        yield applied

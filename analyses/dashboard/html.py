@@ -39,18 +39,25 @@ def page(title: str, body: str, root: str = ".", scripts: tuple[str, ...] = ()) 
     """A whole HTML document; `root` is the relative path to the dashboard's top folder and
     `scripts` the files under root/assets to load, in order."""
     tags = "\n".join(f'<script src="{esc(root)}/assets/{esc(s)}"></script>' for s in scripts)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)}</title>
-<link rel="stylesheet" href="{esc(root)}/assets/style.css">
-</head>
+    return f"""{document_head(title, CSP, (f"{root}/assets/style.css",))}
 <body>
 {body}
 {tags}
 </body>
 </html>
 """
+
+
+def document_head(title: str, csp: str, stylesheets: tuple[str, ...]) -> str:
+    """The doctype, <html> and the whole <head> of a page: charset, its Content-Security-Policy,
+    viewport, title and stylesheet links (shared by the static dashboard and the live page)."""
+    links = "\n".join(f'<link rel="stylesheet" href="{esc(href)}">' for href in stylesheets)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title>
+{links}
+</head>"""

@@ -13,6 +13,7 @@ the same question is never asked twice, across runs. It counts real requests and
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import urllib.error
@@ -124,7 +125,7 @@ class LocalHF:
             if self._prefix is None or self._prefix[0] != prefix:
                 out = lm.base_model(input_ids=torch.tensor([prefix], device=dev), use_cache=True)
                 self.forwards += 1
-                kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+                kv = [(layer.keys, layer.values) for layer in _returned_cache(out).layers]
                 self._prefix = (list(prefix), kv)
             kv = self._prefix[1]
             B, S, P = len(suffixes), max(len(s) for s in suffixes), len(prefix)
@@ -135,7 +136,8 @@ class LocalHF:
                 ids[b, :len(s)] = torch.tensor(s, dtype=torch.int64)
                 mask[b, P:P + len(s)] = 1
             cache = DynamicCache([(k.expand(B, -1, -1, -1).contiguous(), v.expand(B, -1, -1, -1).contiguous()) for k, v in kv])
-            h = lm.base_model(input_ids=ids.to(dev), attention_mask=mask.to(dev), past_key_values=cache, use_cache=True).last_hidden_state
+            h = lm.base_model(input_ids=ids.to(dev), attention_mask=mask.to(dev), use_cache=True,
+                              **{_cache_kwarg(lm.base_model): cache}).last_hidden_state
             self.forwards += 1
             w = lm.get_output_embeddings().weight[torch.tensor(answers, device=dev)]  # only the answers' rows of the unembedding
             return [(h[b, torch.tensor(slots[b], dtype=torch.int64, device=dev)] @ w.T).float().cpu() for b in range(B)]
@@ -151,6 +153,18 @@ class LocalHF:
             out = self._lm.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.max_new_tokens,
                                     do_sample=False, pad_token_id=pad)
         return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def _cache_kwarg(module) -> str:
+    """The name a Hugging Face model's forward takes its key/value cache by: `cache` from transformers
+    5.24 on (`past_key_values` is deprecated there and goes in 5.40), `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+
+
+def _returned_cache(out):
+    """The key/value cache a forward returned, under either name (see `_cache_kwarg`)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 class CachedLLM:

@@ -43,14 +43,14 @@ from interp.models.processing import check_processing, processing_setting
 from interp.pipelines import layer_saes
 from interp.pipelines.compare_layers import DepthConfig, check_settings, layer_dir, record_split
 from interp.recording import windows_sha256
-from sae import Ablate, Add, Clamp, Direction, Latent, Neuron, apply, load_sae, spliced
+from sae import Ablate, Add, Clamp, Direction, Latent, Neuron, apply, apply_stacked, load_sae, spliced
 from sae.splice import check_sae_fits
 
 UNIT_KINDS = ("neurons", "z0", "sae", "sae-noerror", "random")
 SAE_KINDS = ("sae", "sae-noerror")
 DONE = "done.json"
 CURVE_KEYS = (*(f"effect_at_kl_{b:g}" for b in E.KL_BUDGETS), "auc")
-UNCHECKED = ("batch_size", "record_batch_size", "checkpoint_every")
+UNCHECKED = ("batch_size", "fast", "record_batch_size", "checkpoint_every")
 
 
 @dataclass
@@ -63,7 +63,8 @@ class EditConfig:
     always: tuple = ()  # unit ids drawn whatever their density (neurons, z0, SAE latents): chosen or planted units
     min_positions: int = 3  # a unit is drawn only if it fires, and does not, at this many eval positions
     stat_windows: int = 64  # train windows for densities, train maxima and the median norm
-    batch_size: int = 16  # eval windows per forward pass
+    batch_size: int = 16  # eval windows per forward pass (stacked edits count: edits x windows <= this)
+    fast: bool = True  # share the prefix before the layer and stack a unit's edits in one forward (same numbers)
     n_boot: int = 1000
     seed: int = 0
     # the SAEs trained when no --sae-dir is given (interp.pipelines.layer_saes)
@@ -192,7 +193,8 @@ class Kind:
         if kind in SAE_KINDS and sae is None:
             raise InterpError(f"unit kind {kind} at layer {layer} needs an SAE.")
         g = torch.Generator().manual_seed(cfg.seed * 1000 + layer)
-        self.random = torch.randn(cfg.units_per_layer, d_site, generator=g) if kind == "random" else None
+        # twice the directions asked for, so that enough fire and do not at >= min_positions eval positions
+        self.random = torch.randn(2 * cfg.units_per_layer, d_site, generator=g) if kind == "random" else None
         if self.random is not None:
             self.random = self.random / self.random.norm(dim=1, keepdim=True)
 
@@ -230,6 +232,7 @@ class Kind:
 
 @torch.no_grad()
 def edited_lp(model, windows: torch.Tensor, batch: int, make: Callable[[slice], list]) -> torch.Tensor:
+    """The straightforward path: one full forward per edit and batch of windows."""
     out = []
     for i in range(0, len(windows), batch):
         sl = slice(i, i + batch)
@@ -237,6 +240,34 @@ def edited_lp(model, windows: torch.Tensor, batch: int, make: Callable[[slice], 
         with apply(model, make(sl)):
             out.append(E.log_probs(model(toks)))
     return torch.cat(out)
+
+
+@torch.no_grad()
+def prefix(model, windows: torch.Tensor, layer: int, batch: int) -> torch.Tensor:
+    """The residual stream entering block `layer` [n, pos, d_model]: no edit at the layer changes it."""
+    return torch.cat([model(windows[i:i + batch].to(_device(model)), stop_at_layer=layer) for i in range(0, len(windows), batch)])
+
+
+@torch.no_grad()
+def edited_lps(model, windows: torch.Tensor, cfg: EditConfig, makes: list[Callable[[slice], list]],
+               start: tuple[int, torch.Tensor] | None) -> list[torch.Tensor]:
+    """Log-probabilities under each edit of `makes`. Fast path (`start` = (layer, prefix)): every pass
+    starts at the layer from the shared prefix, and several edits run stacked in one forward."""
+    if start is None:
+        return [edited_lp(model, windows, cfg.batch_size, mk) for mk in makes]
+    layer, resid = start
+    b = max(1, min(len(windows), cfg.batch_size))
+    per = max(1, cfg.batch_size // b)  # edits stacked per forward
+    out = [[] for _ in makes]
+    for i in range(0, len(windows), b):
+        sl = slice(i, i + b)
+        for g0 in range(0, len(makes), per):
+            group = list(range(g0, min(len(makes), g0 + per)))
+            with apply_stacked(model, [makes[j](sl) for j in group]):
+                lp = E.log_probs(model(resid[sl].repeat(len(group), 1, 1), start_at_layer=layer))
+            for j, block in zip(group, lp.chunk(len(group))):
+                out[j].append(block)
+    return [torch.cat(o) for o in out]
 
 
 def edit_layer(model, layer: int, train_windows, eval_windows, out: Path, cfg: EditConfig, sae, readability, log) -> dict:
@@ -289,24 +320,26 @@ def edit_kind(model, kind: Kind, stats: dict, ev: dict, clean: torch.Tensor, tok
     promoted = (dirs[ids] @ W_out @ W_U).topk(cfg.promoted_k, dim=1).indices  # [units, k]
     rng = np.random.default_rng(cfg.seed + 7919 * kind.layer)
     B = cfg.batch_size
+    start = (kind.layer, prefix(model, toks, kind.layer, B)) if cfg.fast else None
     with kind.context(model):
-        zero = edited_lp(model, toks, B, lambda sl: [Add(kind.unit(ids[0] if ids else 0), 0.0)])
+        zero, = edited_lps(model, toks, cfg, [lambda sl: [Add(kind.unit(ids[0] if ids else 0), 0.0)]], start)
         units = []
         for j, i in enumerate(ids):
             u = kind.unit(i)
             fire = v_eval[..., i] > 0
             rand = torch.from_numpy(rng.random(fire.shape) < float(fire.double().mean())).to(fire.device)
-            nec = E.necessity(clean, edited_lp(model, toks, B, lambda sl: [Ablate(u, positions=fire[sl])]),
-                              edited_lp(model, toks, B, lambda sl: [Ablate(u, positions=rand[sl])]), toks, fire, rand)
             target = ~fire
+            makes = [lambda sl: [Ablate(u, positions=fire[sl])], lambda sl: [Ablate(u, positions=rand[sl])]]
+            makes += [lambda sl, c=c: [Clamp(u, c * float(train_max[i]), positions=target[sl])] for c in cfg.clamp_ladder]
+            makes += [lambda sl, a=a: [Add(u, a * median_norm / kind.add_scale(i), positions=target[sl])] for a in cfg.add_ladder]
+            lps = edited_lps(model, toks, cfg, makes, start)
+            nec = E.necessity(clean, lps[0], lps[1], toks, fire, rand)
             p = promoted[j].to(clean.device)
-            start = E.edit_point(clean, zero, toks, target, p) | {"strength": 0.0}
-            ladders = {"clamp": [start], "add": [start]}
-            for c in cfg.clamp_ladder:
-                lp = edited_lp(model, toks, B, lambda sl: [Clamp(u, c * float(train_max[i]), positions=target[sl])])
+            first = E.edit_point(clean, zero, toks, target, p) | {"strength": 0.0}
+            ladders = {"clamp": [first], "add": [first]}
+            for c, lp in zip(cfg.clamp_ladder, lps[2:2 + len(cfg.clamp_ladder)]):
                 ladders["clamp"].append(E.edit_point(clean, lp, toks, target, p) | {"strength": c})
-            for a in cfg.add_ladder:
-                lp = edited_lp(model, toks, B, lambda sl: [Add(u, a * median_norm / kind.add_scale(i), positions=target[sl])])
+            for a, lp in zip(cfg.add_ladder, lps[2 + len(cfg.clamp_ladder):]):
                 ladders["add"].append(E.edit_point(clean, lp, toks, target, p) | {"strength": a})
             units.append({"unit": int(i), "density": float(density[i]), "train_max": float(train_max[i]),
                           "promoted": promoted[j].tolist(), **nec, "ladders": ladders,

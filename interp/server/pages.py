@@ -7,7 +7,7 @@ connection, this page may connect to its own server ('self') and to nothing else
 
 from __future__ import annotations
 
-from analyses.dashboard.html import esc
+from analyses.dashboard.html import document_head, esc
 
 LIVE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             "form-action 'none'; base-uri 'none'")
@@ -17,16 +17,7 @@ LIVE_CSP_HEADER = LIVE_CSP + "; frame-ancestors 'none'"
 
 def live_page(title: str, has_dashboard: bool) -> str:
     nav = '<a href="/dashboard/index.html">all features (dashboard)</a>' if has_dashboard else ""
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{esc(LIVE_CSP)}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)}</title>
-<link rel="stylesheet" href="/static/style.css">
-<link rel="stylesheet" href="/static/live.css">
-</head>
+    return f"""{document_head(title, LIVE_CSP, ("/static/style.css", "/static/live.css"))}
 <body>
 <header><nav>{nav}<a href="/openapi.json">API schema</a></nav>
 <h1>{esc(title)}</h1>
