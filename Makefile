@@ -56,13 +56,24 @@ test: fetch saelens-env
 	$(VENV)/bin/ruff check .
 	INTERP_SAELENS_VENV=$(abspath $(SAELENS_VENV)) $(PY) -m pytest -q
 
-# The quick benchmarks (under 10 minutes on 2 cores); each writes its table to bench/results/<script>.md
-# with the commit it measured. The slow ones (dashboard, scoring, scale, sae_quality, sae-lens side by
-# side) run by hand: see each script's docstring.
+# The quick benchmarks (under 10 minutes on 2 cores, run whole under /work/logs/quiet); each writes
+# its table to bench/results/<script>.md with the commit it measured, torch's thread count, the load
+# average and median [min, max] over interleaved repeats. The slow ones run by hand with --results
+# (memory: 4 GB cache; dashboard, scale, scoring at full size, sae_quality, distributed_agreement,
+# the sae-lens side by side): see each script's docstring.
+BENCH := $(PY) bench
 bench: setup
-	$(PY) bench/sae_train.py --d-in 576 --archs topk batchtopk topk+auxk --steps 8 --results
-	$(PY) bench/record.py --models gpt2-small,smollm2-135m --tokens 2048 --repeats 7 --results
-	$(PY) bench/startup.py --repeats 5 --results
+	date -u +%T; time -p $(BENCH)/sae_train.py --d-in 576 --archs topk batchtopk topk+auxk --steps 8 --results
+	date -u +%T; time -p $(BENCH)/sae_step_variants.py --archs topk batchtopk --steps 6 --results
+	date -u +%T; time -p $(BENCH)/record.py --models gpt2-small,smollm2-135m --tokens 2048 --repeats 7 --results
+	date -u +%T; time -p $(BENCH)/startup.py --repeats 5 --results
+	date -u +%T; time -p $(BENCH)/generate.py --tokens 20 --repeats 3 --results
+	date -u +%T; time -p $(BENCH)/eval_sae.py --windows 8 --repeats 3 --results
+	date -u +%T; time -p $(BENCH)/serve.py --tokens 16 --repeats 3 --results
+	date -u +%T; time -p $(BENCH)/verify.py --tokens 16384 --repeats 3 --results
+	date -u +%T; time -p $(BENCH)/scoring.py --tokens 16384 --features 64,256 --bases neurons,sae,random,pca --basis-features 50 --repeats 3 --results
+	date -u +%T; time -p $(BENCH)/scale.py --d-in 256 --steps 6 --configs 1x1,1x2,2x1 --repeats 3 --results
+	@echo "tables in bench/results/ (see bench/results/README.md)"
 
 clean:
 	rm -rf $(VENV) $(SAELENS_VENV) runs

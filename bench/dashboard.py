@@ -32,7 +32,7 @@ from analyses.dashboard import make_dashboard  # noqa: E402
 from analyses.dictionary import sae_dictionary  # noqa: E402
 from analyses.features import FeatureStatsConfig, parse_features  # noqa: E402
 from analyses.prompts import DEFAULT_PROMPTS  # noqa: E402
-from bench.harness import Spread, machine  # noqa: E402
+from bench.harness import Spread, interleave, ratios, start  # noqa: E402
 from interp.models import load_model  # noqa: E402
 from interp.recording import record  # noqa: E402
 from interp.store import ActivationStore  # noqa: E402
@@ -66,9 +66,8 @@ def main() -> None:
     ap.add_argument("--features", default="all")
     ap.add_argument("--runs", default="runs/bench", help="where the cache and the dashboard go")
     ap.add_argument("--keep", action="store_true", help="keep the dashboard folder")
-    ap.add_argument("--repeats", type=int, default=1, help="rounds of (bare encode, whole dashboard), alternating")
-    args = ap.parse_args()
-    print(machine())
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of (bare encode, whole dashboard), interleaved (ABBA)")
+    args, log = start(ap, "dashboard")
 
     from sae import SAEConfig, TrainConfig, create_sae, load_sae, save_sae
 
@@ -99,17 +98,20 @@ def main() -> None:
 
     gflops = matmul_gflops()
     out = root / "dashboard"
-    encs, totals = [], []
-    for _ in range(args.repeats):  # the anchor and the dashboard alternate, so load hits both
-        encs.append(encode_only(sae, cache, hook))
+    got = {}
+
+    def whole():
         shutil.rmtree(out, ignore_errors=True)
-        t0 = time.perf_counter()
-        index, stats = make_dashboard(dic, cache, out, model=model, features=features, cfg=FeatureStatsConfig(),
-                                      prompts=DEFAULT_PROMPTS, title="bench")
-        totals.append(time.perf_counter() - t0)
+        got["index"], got["stats"] = make_dashboard(dic, cache, out, model=model, features=features, cfg=FeatureStatsConfig(),
+                                                    prompts=DEFAULT_PROMPTS, title="bench")
+
+    # the anchor and the dashboard take turns, so load hits both
+    t = interleave({"encode": lambda: encode_only(sae, cache, hook), "dashboard": whole}, args.repeats, warmup=0)
+    encs, totals = t["encode"], t["dashboard"]
+    index, stats = got["index"], got["stats"]
     total, t_enc = Spread(totals).median, Spread(encs).median
-    print(f"dashboard seconds {Spread(totals).fmt('.1f')}; bare encode seconds {Spread(encs).fmt('.2f')}; "
-          f"ratio per round {Spread([a / b for a, b in zip(totals, encs)]).fmt('.1f')}")
+    log.say(f"dashboard seconds {Spread(totals).fmt('.1f')}; bare encode seconds {Spread(encs).fmt('.2f')}; "
+            f"ratio per round {ratios(totals, encs).fmt('.1f')}")
     n_files = sum(1 for _ in (out / "features").iterdir())
     size_mb = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6
     t = stats.meta["timings"]
@@ -119,11 +121,12 @@ def main() -> None:
         "encode_only_seconds": round(t_enc, 2), "matmul_gflops": round(gflops, 1), "pages": n_files, "megabytes": round(size_mb, 1),
         "threads": torch.get_num_threads(),
     }
-    print(json.dumps(result, indent=1))
-    print(f"\n{len(features):,} features over {cache.n_tokens:,} tokens: {total:.1f} s = {len(features) / total:.0f} features/s "
+    log.say(json.dumps(result, indent=1))
+    log.say(f"\n{len(features):,} features over {cache.n_tokens:,} tokens: {total:.1f} s = {len(features) / total:.0f} features/s "
           f"(pass {t['pass']:.1f} s of which the bare SAE encode is ~{t_enc:.1f} s; weights {t['weights']:.1f} s; "
           f"prompts {t['prompts']:.1f} s; pages {t['render']:.1f} s; {size_mb:.0f} MB on disk). matmul anchor {gflops:.0f} GFLOP/s.")
-    print(index.resolve())
+    log.say(str(index.resolve()))
+    log.save()
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
 

@@ -6,7 +6,11 @@ each batch's rows reversed (the same arithmetic summed in another order, no rank
     python bench/distributed_agreement.py --cache runs/acts --arch relu --steps 200 --dtype float64
 
 Prints, every --every steps, max|a - b| / max|a| of W_enc and W_dec, and the number of latents
-whose firing differs between the two runs on a fixed probe batch."""
+whose firing differs between the two runs on a fixed probe batch. The reversed-rows run is the
+baseline measured in the same run: "2 ranks / reversed" is how much more the ranks drift than
+summing in another order does. With `--repeats N` the whole comparison runs for seeds
+seed..seed+N-1 (initialisation and batch order); the per-step tables are the first seed's, and
+the last step's drifts and ratio are given as median [min, max] over seeds."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import machine  # noqa: E402
+from bench.harness import Results, Spread, add_common_args, ratios  # noqa: E402
 
 
 def train(a: argparse.Namespace, out: Path, reverse: bool = False) -> None:
@@ -35,8 +39,8 @@ def train(a: argparse.Namespace, out: Path, reverse: bool = False) -> None:
     d = store.hooks[hook]
     cfg = saelib.SAEConfig(a.arch, d, d * a.expansion, k=a.k if "topk" in a.arch else None, hook_name=hook, dtype=a.dtype)
     sae = saelib.create_sae(cfg)
-    tcfg = saelib.TrainConfig(steps=a.steps, lr=a.lr, checkpoint_every=a.every, keep_checkpoints=10**6)
-    source = store_source(store, [hook], a.batch, 0, True, "cpu")
+    tcfg = saelib.TrainConfig(steps=a.steps, lr=a.lr, checkpoint_every=a.every, keep_checkpoints=10**6, seed=a.seed)
+    source = store_source(store, [hook], a.batch, a.seed, True, "cpu")
 
     def batches(start: int):
         for b in source(start):
@@ -45,7 +49,8 @@ def train(a: argparse.Namespace, out: Path, reverse: bool = False) -> None:
     saelib.train_saes({hook: sae}, batches, tcfg, {hook: out}, progress=False)
 
 
-def compare(a: argparse.Namespace, x: Path, y: Path, label: str) -> None:
+def compare(a: argparse.Namespace, x: Path, y: Path, label: str, out: Results | None) -> dict[str, float]:
+    """Prints the per-step table when `out` is given; returns the last step's relative drifts."""
     from safetensors.torch import load_file
 
     from interp.store import ActivationStore
@@ -53,9 +58,10 @@ def compare(a: argparse.Namespace, x: Path, y: Path, label: str) -> None:
     store = ActivationStore(a.cache)
     hook = a.hook or next(iter(store.hooks))
     probe = next(store.iter_batches([hook], min(4096, store.n_tokens // 2), seed=1))[hook].double()
-    print(f"\n{label}")
-    print("| step | W_enc max|a-b|/max|a| | W_dec | b_enc | latents whose firing on a probe batch differs |")
-    print("| --- | --- | --- | --- | --- |")
+    if out:
+        out.say(f"\n{label}")
+        out.say("| step | W_enc max|a-b|/max|a| | W_dec | b_enc | latents whose firing on a probe batch differs |")
+        out.say("| --- | --- | --- | --- | --- |")
     for step in range(a.every, a.steps + 1, a.every):
         name = f"checkpoints/step_{step:09d}.safetensors"
         ta, tb = load_file(x / name), load_file(y / name)
@@ -68,7 +74,27 @@ def compare(a: argparse.Namespace, x: Path, y: Path, label: str) -> None:
             return (pre > 0).any(0)
 
         flips = int((fired(ta) != fired(tb)).sum()) if a.arch == "relu" else "-"
-        print(f"| {step} | {rel['W_enc']:.2e} | {rel['W_dec']:.2e} | {rel['b_enc']:.2e} | {flips} |")
+        if out:
+            out.say(f"| {step} | {rel['W_enc']:.2e} | {rel['W_dec']:.2e} | {rel['b_enc']:.2e} | {flips} |")
+    return rel
+
+
+def one_seed(a: argparse.Namespace, root: Path, out: Results | None) -> tuple[dict, dict]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", __file__,
+           *worker_flags(a), "--worker", str(root / "two")]
+    subprocess.run(cmd, env=env, check=True)
+    train(a, root / "one")
+    train(a, root / "reversed", reverse=True)
+    two = compare(a, root / "one", root / "two", f"{a.arch} {a.dtype}, seed {a.seed}: 1 process against 2 ranks (B/2 rows each)", out)
+    rev = compare(a, root / "one", root / "reversed",
+                  f"{a.arch} {a.dtype}, seed {a.seed}: 1 process against 1 process with each batch's rows reversed", out)
+    return two, rev
+
+
+def worker_flags(a: argparse.Namespace) -> list[str]:
+    skip = ("worker", "repeats", "results", "threads")
+    return [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k not in skip and v is not None]
 
 
 def main() -> None:
@@ -83,7 +109,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--dtype", default="float32")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=1, help="seeds (seed, seed+1, ...), each a whole comparison")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    add_common_args(p)
     a = p.parse_args()
     import torch
 
@@ -97,18 +126,23 @@ def main() -> None:
         finally:
             distributed.shutdown()
         return
-    print(machine())
-    print(" ".join(sys.argv))
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", __file__,
-               *sys.argv[1:], "--worker", str(root / "two")]
-        subprocess.run(cmd, env=env, check=True)
-        train(a, root / "one")
-        train(a, root / "reversed", reverse=True)
-        compare(a, root / "one", root / "two", f"{a.arch} {a.dtype}: 1 process against 2 ranks (B/2 rows each)")
-        compare(a, root / "one", root / "reversed", f"{a.arch} {a.dtype}: 1 process against 1 process with each batch's rows reversed")
+    out = Results("distributed_agreement", a.results)
+    out.say(" ".join(sys.argv))
+    first, two, rev = a.seed, [], []
+    for r in range(a.repeats):
+        a.seed = first + r
+        with tempfile.TemporaryDirectory() as tmp:
+            t, v = one_seed(a, Path(tmp), out if r == 0 else None)
+        two.append(t)
+        rev.append(v)
+    out.say(f"\nlast step ({a.steps}), over {a.repeats} seed(s) from {first}: max|a-b|/max|a|, median [min, max]")
+    out.say("| tensor | 1 process vs 2 ranks | 1 process vs reversed rows (baseline) | 2 ranks / reversed, per seed |")
+    out.say("| --- | --- | --- | --- |")
+    for k in ("W_enc", "W_dec", "b_enc"):
+        x, y = [d[k] for d in two], [d[k] for d in rev]
+        ratio = ratios(x, y).fmt(".2f") if all(y) else "- (the baseline is exact)"
+        out.say(f"| {k} | {Spread(x).fmt('.2e')} | {Spread(y).fmt('.2e')} | {ratio} |")
+    out.save()
 
 
 if __name__ == "__main__":

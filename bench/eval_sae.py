@@ -1,14 +1,15 @@
-"""`evaluate_sae` before and after the shared prefix: the old way runs three full
-forwards per batch (clean, SAE spliced in, hook zero-ablated) and takes log-softmax seven times;
-the new way runs the blocks before the hook once and starts the three passes there
-(start_at_layer), with one log-softmax per pass. Both are timed interleaved, round by round, on
-the same windows, and their metrics compared (goal: the new at most 0.6x the old, metrics equal
-to 1e-5).
+"""`evaluate_sae` before and after: the old way runs three full forwards per batch (clean, SAE
+spliced in, hook zero-ablated) and takes log-softmax seven times; the new way runs the clean pass
+whole, keeping the input of the hook's block, starts the spliced pass there (start_at_layer), and
+at a residual-stream hook runs the zero-ablated pass once per evaluation (sae/zero_ablation.py),
+elsewhere from the hook's block on each batch. Both are timed interleaved, round by round, on the
+same windows, and their metrics compared (goal: the new at most 0.6x the old, metrics equal to 1e-5).
 
-    flock /work/logs/cpu.lock python bench/eval_sae.py [--layer 15] [--windows 8] [--repeats 3]
+    flock /work/logs/cpu.lock python bench/eval_sae.py [--layer 15] [--site hook_resid_post] [--skip-bos]
+        [--windows 8] [--repeats 3] [--warmup 1]
 
-The SAE is a randomly initialised TopK SAE (d_sae 8 x d_model, k 32) at blocks.L.hook_resid_post
-of SmolLM2-135M: its speed and the agreement of the two paths do not depend on training."""
+The SAE is a randomly initialised TopK SAE (d_sae 8 x d_in, k 32) at blocks.L.<site> of
+SmolLM2-135M: its speed and the agreement of the two paths do not depend on training."""
 
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ from sae import evaluate as ev
 
 
 @torch.no_grad()
-def evaluate_before(sae: Any, model: Any, windows: torch.Tensor, hook_name: str, batch_size: int) -> dict[str, Any]:
-    """The loop of sae/evaluate.py as it was before the shared prefix (main at b7cac4d), for the baseline."""
+def evaluate_before(sae: Any, model: Any, windows: torch.Tensor, hook_name: str, batch_size: int,
+                    first: int = 0) -> dict[str, Any]:
+    """The loop of sae/evaluate.py as it was before the shared prefix (main at b7cac4d), for the
+    baseline; first = 1 keeps BOS clean in the splice and the ablation (skip_bos), as it did."""
     acc = ev._Sums(sae.cfg.d_in, sae.cfg.d_sae)
     for i in range(0, len(windows), batch_size):
         tokens = windows[i:i + batch_size]
@@ -48,10 +51,13 @@ def evaluate_before(sae: Any, model: Any, windows: torch.Tensor, hook_name: str,
         x = seen["x"]
         z = sae.encode(x)
         x_hat = sae.decode(z)
-        acc.add(x.reshape(-1, sae.cfg.d_in), x_hat.reshape(-1, sae.cfg.d_in), z.reshape(-1, sae.cfg.d_sae))
+        if first:
+            x_hat[:, 0] = x[:, 0]
+        acc.add(x[:, first:].reshape(-1, sae.cfg.d_in), x_hat[:, first:].reshape(-1, sae.cfg.d_in),
+                z[:, first:].reshape(-1, sae.cfg.d_sae))
         hook = metrics.splice_hook(sae, x_hat)
         sae_logits, ce_sae = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, hook)])
-        zero_logits, ce_zero = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, metrics.zero_hook(0))])
+        zero_logits, ce_zero = model.run_with_hooks(tokens, return_type="both", fwd_hooks=[(hook_name, metrics.zero_hook(first))])
         acc.add_losses(len(tokens), float(ce_clean), float(ce_sae), float(ce_zero),
                        metrics._kl(clean_logits, sae_logits).sum(), metrics._kl(clean_logits, zero_logits).sum(),
                        clean_logits.shape[0] * clean_logits.shape[1])
@@ -66,10 +72,13 @@ def main() -> None:
     p.add_argument("--context", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--site", default="hook_resid_post", help="hook_resid_post, hook_mlp_out, mlp.hook_post, ...")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--skip-bos", action="store_true", help="keep BOS clean, as SAEs trained here do by default")
     args, out = start(p, "eval_sae")
     model = load_model(args.model)
-    hook = f"blocks.{args.layer}.hook_resid_post"
-    d = model.cfg.d_model
+    hook = f"blocks.{args.layer}.{args.site}"
+    d = model.cfg.d_mlp if args.site.startswith("mlp.") else model.cfg.d_model
     sae = create_sae(SAEConfig("topk", d, 8 * d, k=32, hook_name=hook))
     sae.init_weights(torch.Generator().manual_seed(0), TrainConfig())
     sae.requires_grad_(False)
@@ -77,17 +86,18 @@ def main() -> None:
                             max_tokens=args.windows * args.context)[:args.windows]
     got: dict[str, dict] = {}
     fns = {
-        "before (3 full forwards)": lambda: got.__setitem__("before", evaluate_before(sae, model, windows, hook, args.batch_size)),
-        "after (shared prefix)": lambda: got.__setitem__("after", evaluate_sae(sae, model, windows, batch_size=args.batch_size,
-                                                                              skip_bos=False)),
+        "before (3 full forwards)": lambda: got.__setitem__("before", evaluate_before(sae, model, windows, hook, args.batch_size,
+                                                                                     int(args.skip_bos))),
+        "after (one clean + suffix)": lambda: got.__setitem__("after", evaluate_sae(sae, model, windows, batch_size=args.batch_size,
+                                                                              skip_bos=args.skip_bos)),
     }
-    times = interleave(fns, args.repeats, warmup=1)
-    out.say(f"{args.model} {hook}, {len(windows)} windows x {args.context} tokens, batch {args.batch_size}, "
-            f"{args.repeats} interleaved rounds after 1 warm-up")
+    times = interleave(fns, args.repeats, warmup=args.warmup)
+    out.say(f"{args.model} {hook}, {len(windows)} windows x {args.context} tokens, batch {args.batch_size}, skip_bos {args.skip_bos}, "
+            f"{args.repeats} interleaved rounds after {args.warmup} warm-up")
     for name, ts in times.items():
         s = sorted(ts)
         out.say(f"  {name:<26} median {s[len(s) // 2]:.2f} s  [min {s[0]:.2f}, max {s[-1]:.2f}]")
-    r = ratios(times["after (shared prefix)"], times["before (3 full forwards)"])
+    r = ratios(times["after (one clean + suffix)"], times["before (3 full forwards)"])
     out.say(f"  after / before, round by round: {r.fmt('.3f')}  (goal <= 0.6)")
     worst = max((abs(got["after"][k] - v), k) for k, v in got["before"].items() if isinstance(v, float))
     out.say(f"  largest difference of any metric: {worst[0]:.2e} ({worst[1]}); goal 1e-5")

@@ -9,6 +9,8 @@
   interleaved measurements (a_i / b_i) so the noise shared by a round cancels.
 - `Results`: the lines a script prints, also written to bench/results/<name>.md (with the command
   and the commit) when the script is given `--results`; `make bench` does that.
+- `MemorySampler`: peaks of a process's RssAnon and RssFile (/proc/<pid>/status), sampled by a
+  thread while the process runs (bench/memory.py watches a child `interp train-sae` with it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -118,6 +121,11 @@ def ratios(a: Sequence[float], b: Sequence[float]) -> Spread:
     return Spread([x / y for x, y in zip(a, b)])
 
 
+def spread_row(name: str, values: Sequence[float], spec: str = ".3g", scale: float = 1.0) -> str:
+    """'name: median [min, max] (n=..)', one line per measured quantity."""
+    return f"{name}: {Spread(list(values)).fmt(spec, scale)}"
+
+
 class Results:
     """Print lines and keep them; `save()` writes them to bench/results/<name>.md if asked."""
 
@@ -130,11 +138,12 @@ class Results:
         print(line, flush=True)
         self.lines.append(line)
 
-    def save(self) -> Path | None:
+    def save(self, folder: Path | None = None) -> Path | None:
         if not self.enabled:
             return None
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"{self.name}.md"
+        folder = Path(folder or RESULTS)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.name}.md"
         cmd = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
         head = [f"# bench/{self.name}.py", "",
                 f"Measured {self.started} at commit {commit()}, load average at the end {load_average()}.", "",
@@ -162,3 +171,46 @@ def apply_threads(n: int | None) -> None:
         import torch
 
         torch.set_num_threads(n)
+
+
+def status_kb(pid: int | str = "self") -> dict[str, int]:
+    """RssAnon, RssFile and VmHWM of a process in kB (empty once it has exited)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("RssAnon:", "RssFile:", "VmHWM:")):
+                    key, value = line.split(":")
+                    out[key] = int(value.split()[0])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return out
+
+
+class MemorySampler(threading.Thread):
+    """Peaks of RssAnon and RssFile (kB) of process `pid`, sampled every `every` seconds until
+    stopped (or until the process is gone)."""
+
+    def __init__(self, pid: int | str = "self", every: float = 0.02):
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.peak, self.samples = {"RssAnon": 0, "RssFile": 0}, 0
+        self._halt = threading.Event()
+
+    def sample(self) -> bool:
+        s = status_kb(self.pid)
+        if not s:
+            return False
+        for k in self.peak:
+            self.peak[k] = max(self.peak[k], s.get(k, 0))
+        self.samples += 1
+        return True
+
+    def run(self) -> None:
+        while not self._halt.is_set() and self.sample():
+            self._halt.wait(self.every)
+
+    def stop(self) -> dict[str, int]:
+        self._halt.set()
+        self.join()
+        return self.peak

@@ -17,21 +17,26 @@ Runs, each on the same shuffled batches (BOS positions left out, as our training
 - sae-lens, our schedule: the same, with lr 4e-4, the same warm-up steps and the last 20% decayed.
 Each is scored on the held-out activations: explained variance, MSE, L0, dead fraction. The
 norm estimate (sae-lens) and the initialisation (interp) read a few batches before training;
-those are not counted as training tokens."""
+those are not counted as training tokens.
+
+`--repeats N` trains every run N times, with seeds seed..seed+N-1 (the SAE's initialisation and
+the batch order), the runs taking turns seed after seed (ABBA); each column is then
+median [min, max] over seeds, and "EV - interp's" is taken seed by seed, against the interp run
+that read the same batches."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.harness import machine  # noqa: E402
+from bench.harness import Results, Spread, add_common_args, apply_threads, interleave  # noqa: E402
 from interp.store import ActivationStore  # noqa: E402
 
 
@@ -124,27 +129,47 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--norm-batches", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", default="interp,saelens,saelens-matched", help="which runs, comma-separated")
+    p.add_argument("--repeats", type=int, default=1, help="seeds per run (seed, seed+1, ...), the runs interleaved")
+    add_common_args(p)
     args = p.parse_args(argv)
+    apply_threads(args.threads)
 
-    print(machine())
-    print("one training run each (minutes apiece): quality, not speed, is compared here; train s is wall clock\n")
+    out = Results("sae_quality", args.results)
+    out.say("quality, not speed, is compared here; train s is wall clock\n")
     train, held = acts_caches(args.acts, args.hook, args.model, 98_304, 24_576)
     x = heldout_rows(held, args.hook, args.heldout)
     d_in = x.shape[1]
     steps = args.tokens // args.batch
-    print(f"{args.model} {args.hook}: topk k={args.k}, d_sae={args.expansion * d_in}, {steps} steps of {args.batch} "
-          f"tokens ({steps * args.batch:,} tokens) from {train.n_tokens:,} recorded; scored on {len(x):,} held-out tokens\n")
-    print("| run | train s | held-out EV | MSE | L0 | dead |\n| --- | --- | --- | --- | --- | --- |")
-    runs = {"interp": ("interp (defaults)", lambda: train_interp(train, args.hook, d_in, args)),
-            "saelens": ("sae-lens (its defaults)", lambda: train_saelens(train, args.hook, d_in, args, matched=False)),
-            "saelens-matched": ("sae-lens (our lr schedule)", lambda: train_saelens(train, args.hook, d_in, args, matched=True))}
-    for name, fit in (runs[r] for r in args.runs.split(",")):
-        t = time.perf_counter()
-        sae = fit()
-        secs = time.perf_counter() - t
-        sae.eval()
-        m = score(sae, x)
-        print(f"| {name} | {secs:.0f} | {m['ev']:.4f} | {m['mse']:.4g} | {m['l0']:.1f} | {m['dead']:.1%} |", flush=True)
+    out.say(f"{args.model} {args.hook}: topk k={args.k}, d_sae={args.expansion * d_in}, {steps} steps of {args.batch} "
+            f"tokens ({steps * args.batch:,} tokens) from {train.n_tokens:,} recorded; scored on {len(x):,} held-out tokens; "
+            f"{args.repeats} seed(s) from {args.seed}\n")
+    fits = {"interp": ("interp (defaults)", lambda a: train_interp(train, args.hook, d_in, a)),
+            "saelens": ("sae-lens (its defaults)", lambda a: train_saelens(train, args.hook, d_in, a, matched=False)),
+            "saelens-matched": ("sae-lens (our lr schedule)", lambda a: train_saelens(train, args.hook, d_in, a, matched=True))}
+    names = args.runs.split(",")
+    scores: dict[str, list[dict]] = {n: [] for n in names}
+    seconds: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(args.repeats):
+        seeded = copy.copy(args)
+        seeded.seed = args.seed + r
+
+        def run(n, a=seeded):
+            sae = fits[n][1](a)
+            sae.eval()
+            scores[n].append(score(sae, x))
+
+        order = names if r % 2 == 0 else names[::-1]
+        t = interleave({n: (lambda n=n: run(n)) for n in order}, 1, warmup=0)
+        for n in names:
+            seconds[n] += t[n]
+    out.say("| run | train s | held-out EV | EV - interp's, per seed | MSE | L0 | dead |\n| --- | --- | --- | --- | --- | --- | --- |")
+    for n in names:
+        col = lambda k, n=n: Spread([m[k] for m in scores[n]])  # noqa: E731
+        diff = (Spread([m["ev"] - o["ev"] for m, o in zip(scores[n], scores["interp"])]).fmt("+.4f")
+                if "interp" in scores and n != "interp" else "-")
+        out.say(f"| {fits[n][0]} | {Spread(seconds[n]).fmt('.0f')} | {col('ev').fmt('.4f')} | {diff} | {col('mse').fmt('.4g')} "
+                f"| {col('l0').fmt('.1f')} | {col('dead').fmt('.1%')} |")
+    out.save()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,12 @@ of it overlapped the backward), and the trainer's two small all-reduces per step
 before, metrics and fired latents after) are timed around the calls. Both include waiting for
 the slower rank, so on a shared machine they also measure imbalance; "bare all-reduce" is the
 transfer alone: one all-reduce of every gradient, timed right after a barrier. CPU-seconds are
-summed over processes: tokens per CPU-second is the efficiency that machine load disturbs least."""
+summed over processes: tokens per CPU-second is the efficiency that machine load disturbs least.
+
+The configurations take turns, `--repeats` rounds (bench/harness.py's interleave, ABBA), so a
+load spike hits all of them alike; each round's figure is that launch's median step, the ratio
+to the first configuration is taken round by round, and both are printed as median [min, max].
+(Each configuration is its own torchrun launch: process counts cannot change inside one.)"""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import Spread, machine  # noqa: E402
+from bench.harness import Spread, interleave, ratios, start  # noqa: E402
 
 
 def worker(a: argparse.Namespace) -> None:
@@ -103,7 +108,8 @@ def worker(a: argparse.Namespace) -> None:
 def launch(a: argparse.Namespace, n: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k not in ("worker", "result", "configs", "threads")]
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items()
+                 if k not in ("worker", "result", "configs", "threads", "repeats", "results")]
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n),
                str(Path(__file__).resolve()), "--worker", f"--result={out}", f"--threads={threads}", *flags]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -123,27 +129,33 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--configs", default="1x1,1x2,2x1", help="processes x threads each, to compare (the first is the baseline)")
-    p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--repeats", type=int, default=3, help="rounds of every configuration, interleaved")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--result", default=None, help=argparse.SUPPRESS)
-    a = p.parse_args()
-    if a.worker:
-        return worker(a)
-
-    print(machine())
-    rows = [launch(a, *map(int, c.split("x"))) for c in a.configs.split(",")]
-    print(f"load average after the runs: {os.getloadavg()[0]:.2f}")
-    print(f"{a.arch} SAE, d_in {a.d_in}, d_sae {a.d_in * a.expansion}, global batch {a.batch}, {a.steps} timed steps "
-          f"after {a.warmup}, {os.cpu_count()} cores; gradients {rows[-1]['grad_mb']:.1f} MB; medians per step")
-    print("| processes x threads | tokens/s | ratio | tokens per CPU-s | step ms median [min, max] | grad all-reduce ms (overlapped) "
-          "| other all-reduces ms | exposed comm / step | bare all-reduce ms / step |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    base = rows[0]["tokens_per_s"]
-    for r in rows:
-        exposed = r["grad_allreduce_ms"] - r["grad_overlap_ms"] + r["small_allreduce_ms"]
-        print(f"| {r['processes']} x {r['threads']} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / base:.2f} | "
-              f"{r['tokens_per_cpu_s']:,.0f} | {r['step_ms_spread']} | {r['grad_allreduce_ms']:.1f} ({r['grad_overlap_ms']:.1f}) | "
-              f"{r['small_allreduce_ms']:.1f} | {exposed / r['step_ms']:.1%} | {r['bare_allreduce_ms']:.1f} ({r['bare_allreduce_ms'] / r['step_ms']:.1%}) |")
+    if "--worker" in sys.argv:
+        p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+        return worker(p.parse_args())
+    a, out = start(p, "scale")
+    configs = a.configs.split(",")
+    got: dict[str, list[dict]] = {c: [] for c in configs}
+    interleave({c: (lambda c=c: got[c].append(launch(a, *map(int, c.split("x"))))) for c in configs}, a.repeats, warmup=0)
+    last = got[configs[-1]][0]
+    out.say(f"{a.arch} SAE, d_in {a.d_in}, d_sae {a.d_in * a.expansion}, global batch {a.batch}, {a.steps} timed steps "
+            f"after {a.warmup} per launch, {a.repeats} interleaved rounds, {os.cpu_count()} cores; gradients {last['grad_mb']:.1f} MB")
+    out.say("| processes x threads | tokens/s | ratio to the first, per round | tokens per CPU-s | step ms (medians per launch) "
+            "| grad all-reduce ms (overlapped) | other all-reduces ms | exposed comm / step | bare all-reduce ms / step |")
+    out.say("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    base = [r["tokens_per_s"] for r in got[configs[0]]]
+    for c in configs:
+        rs = got[c]
+        med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+        exposed = med("grad_allreduce_ms") - med("grad_overlap_ms") + med("small_allreduce_ms")
+        tps = [r["tokens_per_s"] for r in rs]
+        out.say(f"| {rs[0]['processes']} x {rs[0]['threads']} | {Spread(tps).fmt(',.0f')} | {ratios(tps, base).fmt('.2f')} | "
+                f"{Spread([r['tokens_per_cpu_s'] for r in rs]).fmt(',.0f')} | {Spread([r['step_ms'] for r in rs]).fmt('.0f')} | "
+                f"{med('grad_allreduce_ms'):.1f} ({med('grad_overlap_ms'):.1f}) | {med('small_allreduce_ms'):.1f} | "
+                f"{exposed / med('step_ms'):.1%} | {med('bare_allreduce_ms'):.1f} ({med('bare_allreduce_ms') / med('step_ms'):.1%}) |")
+    out.save()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ x_t = E[tok_t] + 0.5 E'[tok_{t-1}] + 0.3 noise (d_in 256), encoded by a random R
 `--d-sae` features and a bias that makes about 3% of them fire per token. The SAE's encode is
 part of the measured work, as it is for a real SAE.
 
-Printed, in one run:
+Every measurement below is repeated `--repeats` times, all of them interleaved round by round
+(bench/harness.py's interleave, ABBA), and given as median [min, max]; ratios are taken round by
+round against the baseline (a) of the same round. Printed, in one run:
   (a) baseline: reading both splits' activations and encoding them, nothing else (the floor
       for any scorer that makes one pass per split);
   (b) score_features for N features sampled among the live ones: wall time, features/s, and
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -46,7 +47,7 @@ from analyses.bases import (  # noqa: E402
 )
 from analyses.dictionary import Dictionary  # noqa: E402
 from analyses.scoring import ScoringConfig, score_features, score_many  # noqa: E402
-from bench.harness import Spread, machine  # noqa: E402
+from bench.harness import Spread, interleave, ratios, start  # noqa: E402
 from interp.gpt2_tokenizer import gpt2_tokenizer  # noqa: E402
 from interp.tokens import token_windows  # noqa: E402
 
@@ -80,20 +81,19 @@ def main() -> None:
     ap.add_argument("--features", default="64,256,1024", help="numbers of features to score, one run each")
     ap.add_argument("--d-in", type=int, default=256)
     ap.add_argument("--d-sae", type=int, default=4096)
-    ap.add_argument("--repeats", type=int, default=3, help="timed rounds of the baseline (a)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds of every measurement")
     ap.add_argument("--bases", default="neurons,sae,random,rotated,pca,ica", help="(d): the bases, '' to skip")
     ap.add_argument("--basis-features", type=int, default=100, help="(d): units scored per basis")
-    args = ap.parse_args()
-    print(machine())
+    args, out = start(ap, "scoring")
     torch.manual_seed(0)
     tok = gpt2_tokenizer()
     train = token_windows("offline", tok, context_size=128, split="train", max_tokens=args.tokens)
     held = token_windows("offline", tok, context_size=128, split="heldout", max_tokens=args.tokens)
     x_train, x_held = synthetic(train, args.d_in, 10), synthetic(held, args.d_in, 11)
     dic = sae(args.d_in, args.d_sae)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; train {train.numel():,} tokens, "
-          f"held-out {held.numel():,} tokens (real GPT-2 tokens of the offline corpus), synthetic activations "
-          f"d_in {args.d_in}, SAE d_sae {args.d_sae}")
+    out.say(f"train {train.numel():,} tokens, held-out {held.numel():,} tokens (real GPT-2 tokens of the offline corpus), "
+            f"synthetic activations d_in {args.d_in}, SAE d_sae {args.d_sae}; {args.repeats} interleaved rounds after 1 warm-up")
+    fired = {}
 
     def read_only():
         n = 0
@@ -101,32 +101,40 @@ def main() -> None:
             for _t, a in batches(split_w, split_x):
                 z = dic.encode(a[HOOK].reshape(-1, args.d_in))
                 n += int((z > 0).sum())
-        return n
+        fired["n"] = n
 
-    read_only()  # warm-up
-    bases = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        fired = read_only()
-        bases.append(time.perf_counter() - t0)
-    density = fired / ((train.numel() + held.numel()) * args.d_sae)
-    print(f"(a) baseline, read + encode both splits: {Spread(bases).fmt('.2f')} s (feature density {density:.3f})")
-    print("| N features | wall s | features/s | train pass s | held-out pass s | explain s | simulate+score s | (c) ms/feature | mean score [95% CI] |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for n in (int(x) for x in args.features.split(",")):
+    runs: dict[int, list] = {}
+
+    def scorer(n):
         cfg = ScoringConfig(n_features=n)
-        t0 = time.perf_counter()
-        r = score_features(dic, batches(train, x_train), batches(held, x_held), cfg=cfg, tokenizer=tok)
-        wall = time.perf_counter() - t0
-        s = r.meta["seconds"]
-        per = (s["explain"] + s["simulate_and_score"]) / len(r.scores) * 1000
-        m, (lo, hi) = r.summary["mean_score"], r.summary["ci95"]
-        print(f"| {len(r.scores)} | {wall:.2f} | {len(r.scores) / wall:,.1f} | {s['train_pass_all']:.2f} | {s['heldout_pass_all']:.2f} "
-              f"| {s['explain']:.2f} | {s['simulate_and_score']:.2f} | {per:.2f} | {m:.3f} [{lo:.3f}, {hi:.3f}] |", flush=True)
+        runs[n] = []
+        return lambda: runs[n].append(score_features(dic, batches(train, x_train), batches(held, x_held), cfg=cfg, tokenizer=tok))
+
+    ns = [int(x) for x in args.features.split(",")]
+    fns = {"(a)": read_only, **{f"N={n}": scorer(n) for n in ns}}
+    t = interleave(fns, args.repeats, warmup=1)
+    for n in ns:
+        runs[n] = runs[n][1:]  # the warm-up's result is left out
+    density = fired["n"] / ((train.numel() + held.numel()) * args.d_sae)
+    out.say(f"(a) baseline, read + encode both splits: {Spread(t['(a)']).fmt('.2f')} s (feature density {density:.3f})")
+    out.say("| N features | wall s | features/s | x (a), per round | train pass s | held-out pass s | explain s "
+            "| simulate+score s | (c) ms/feature | mean score [95% CI] |")
+    out.say("|---|---|---|---|---|---|---|---|---|---|")
+    for n in ns:
+        rs, wall = runs[n], t[f"N={n}"]
+        m = len(rs[0].scores)
+        sec = lambda k: Spread([r.meta["seconds"][k] for r in rs])  # noqa: E731
+        per = Spread([(r.meta["seconds"]["explain"] + r.meta["seconds"]["simulate_and_score"]) / m * 1000 for r in rs])
+        mean, (lo, hi) = rs[0].summary["mean_score"], rs[0].summary["ci95"]
+        out.say(f"| {m} | {Spread(wall).fmt('.2f')} | {Spread([m / w for w in wall]).fmt(',.1f')} | {ratios(wall, t['(a)']).fmt('.2f')} "
+                f"| {sec('train_pass_all').fmt('.2f')} | {sec('heldout_pass_all').fmt('.2f')} | {sec('explain').fmt('.2f')} "
+                f"| {sec('simulate_and_score').fmt('.2f')} | {per.fmt('.2f')} | {mean:.3f} [{lo:.3f}, {hi:.3f}] |")
+    r = runs[ns[-1]][0]
     best = r.scores[max(range(len(r.scores)), key=lambda i: r.scores[i].score)]
-    print(f"example: feature {best.feature} scores {best.score:.3f}: {best.explanation.text[:150]}")
+    out.say(f"example: feature {best.feature} scores {best.score:.3f}: {best.explanation.text[:150]}")
     if args.bases:
-        per_basis(args, tok, train, held, x_train, x_held, dic)
+        per_basis(args, tok, train, held, x_train, x_held, dic, out)
+    out.save()
 
 
 def basis_dictionaries(names: list[str], x_train: torch.Tensor, dic: Dictionary, n: int) -> dict[str, Dictionary]:
@@ -150,39 +158,40 @@ def basis_dictionaries(names: list[str], x_train: torch.Tensor, dic: Dictionary,
     return out
 
 
-def per_basis(args, tok, train, held, x_train, x_held, dic) -> None:
+def per_basis(args, tok, train, held, x_train, x_held, dic, out) -> None:
     names = [b for b in args.bases.split(",") if b]
     dicts = basis_dictionaries(names, x_train, dic, args.basis_features)
     cfg = ScoringConfig(n_features=args.basis_features)
     nobands = ScoringConfig(n_features=args.basis_features, bands=None)
+    got: dict[str, list] = {"shared": [], "shared, no band score": []}
 
-    def shared(c):
-        t0 = time.perf_counter()
-        r = score_many({k: (v, None) for k, v in dicts.items()}, batches(train, x_train), batches(held, x_held), c, tok)
-        return r, time.perf_counter() - t0
+    def shared(c, key):
+        got[key].append(score_many({k: (v, None) for k, v in dicts.items()}, batches(train, x_train), batches(held, x_held), c, tok))
 
-    r, wall = shared(cfg)
-    r0, wall0 = shared(nobands)
-    separate = 0.0
-    for k, v in dicts.items():
-        t0 = time.perf_counter()
-        score_many({k: (v, None)}, batches(train, x_train), batches(held, x_held), cfg, tok)
-        separate += time.perf_counter() - t0
-    first = next(iter(r.values())).meta["seconds"]
-    print(f"(d) {len(dicts)} bases, {args.basis_features} units each, from ONE shared pass per split: {wall:.2f} s "
-          f"(train pass {first['train_pass_all']:.2f} s, held-out pass {first['heldout_pass_all']:.2f} s); one pass per basis: "
-          f"{separate:.2f} s, {separate / wall:.2f}x the shared pass")
-    print("| basis | units | explain ms/unit | simulate+score ms/unit (top-and-random, random-only, detection) "
-          "| band score ms/unit | units/s, all four scores | units/s, without the band score | mean top-and-random |")
-    print("|---|---|---|---|---|---|---|---|")
+    def separate():
+        for k, v in dicts.items():
+            score_many({k: (v, None)}, batches(train, x_train), batches(held, x_held), cfg, tok)
+
+    t = interleave({"shared": lambda: shared(cfg, "shared"), "shared, no band score": lambda: shared(nobands, "shared, no band score"),
+                    "one pass per basis": separate}, args.repeats, warmup=0)
+    first = [next(iter(r.values())).meta["seconds"] for r in got["shared"]]
+    out.say(f"(d) {len(dicts)} bases, {args.basis_features} units each, from ONE shared pass per split: {Spread(t['shared']).fmt('.2f')} s "
+            f"(train pass {Spread([f['train_pass_all'] for f in first]).fmt('.2f')} s, held-out pass "
+            f"{Spread([f['heldout_pass_all'] for f in first]).fmt('.2f')} s); one pass per basis: {Spread(t['one pass per basis']).fmt('.2f')} s, "
+            f"{ratios(t['one pass per basis'], t['shared']).fmt('.2f')}x the shared pass, round by round")
+    out.say("| basis | units | explain ms/unit | simulate+score ms/unit (top-and-random, random-only, detection) "
+            "| band score ms/unit | units/s, all four scores | units/s, without the band score | mean top-and-random |")
+    out.say("|---|---|---|---|---|---|---|---|")
     for k in dicts:
-        s, s0 = r[k].meta["seconds"], r0[k].meta["seconds"]
-        n = len(r[k].scores)
-        band = max(0.0, s["simulate_and_score"] - s0["simulate_and_score"]) / n * 1000
-        all4 = n / (s["explain"] + s["simulate_and_score"])
-        three = n / (s0["explain"] + s0["simulate_and_score"])
-        print(f"| {k} | {n} | {s['explain'] / n * 1000:.2f} | {s0['simulate_and_score'] / n * 1000:.2f} | {band:.2f} "
-              f"| {all4:,.0f} | {three:,.0f} | {r[k].summary['kinds']['top_random']['mean_undefined_at_chance']:.3f} |", flush=True)
+        rows = list(zip(got["shared"], got["shared, no band score"]))
+        n = len(rows[0][0][k].scores)
+        s = [(a[k].meta["seconds"], b[k].meta["seconds"]) for a, b in rows]
+        band = Spread([max(0.0, x["simulate_and_score"] - y["simulate_and_score"]) / n * 1000 for x, y in s])
+        all4 = Spread([n / (x["explain"] + x["simulate_and_score"]) for x, _ in s])
+        three = Spread([n / (y["explain"] + y["simulate_and_score"]) for _, y in s])
+        out.say(f"| {k} | {n} | {Spread([x['explain'] / n * 1000 for x, _ in s]).fmt('.2f')} "
+                f"| {Spread([y['simulate_and_score'] / n * 1000 for _, y in s]).fmt('.2f')} | {band.fmt('.2f')} "
+                f"| {all4.fmt(',.0f')} | {three.fmt(',.0f')} | {rows[0][0][k].summary['kinds']['top_random']['mean_undefined_at_chance']:.3f} |")
 
 
 if __name__ == "__main__":

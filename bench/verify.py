@@ -1,6 +1,7 @@
 """The cost of checking shards where they are read: one SAE training epoch from an activation
 cache with the checksum and finite-value pass (`ActivationStore(path)`, the default) against the
-same epoch without it (`verify=False`), alternated so that both see the same machine load. The
+same epoch without it (`verify=False`), interleaved round by round (ABBA) so that both see the
+same machine load; the cost is the ratio per round, median [min, max]. The
 cache is recorded from the offline SmolLM2-135M first (or given with --cache). Goal: under 5%.
 
     python bench/verify.py [--tokens 65536] [--layer 8] [--repeats 3] [--cache DIR]"""
@@ -8,7 +9,6 @@ cache is recorded from the offline SmolLM2-135M first (or given with --cache). G
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.harness import Spread, machine  # noqa: E402
+from bench.harness import Spread, interleave, ratios, start  # noqa: E402
 from interp import store  # noqa: E402
 from interp.models import load_model  # noqa: E402
 from interp.recording import record  # noqa: E402
@@ -47,8 +47,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cache", default=None, help="an existing cache (default: record one into a temporary folder)")
-    args = ap.parse_args()
-    print(machine())
+    args, out = start(ap, "verify")
     torch.manual_seed(0)
     hook = f"blocks.{args.layer}.hook_resid_post"
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,18 +59,16 @@ def main() -> None:
         cache = store.ActivationStore(cache_dir)
         hook = hook if hook in cache.hooks else next(iter(cache.hooks))
         mb = sum(f.stat().st_size for f in cache_dir.glob("shard_*/*.bin")) / 1e6
-        print(f"cache: {cache.n_tokens:,} tokens of {cache.model_name} at {hook} (d {cache.hooks[hook]}), "
-              f"{len(cache.shards)} shards, {mb:.0f} MB; epoch of TopK 8x k32, batch {args.batch}")
-        epoch(cache_dir, hook, False, args.batch)  # warm the page cache and the kernels
-        on, off = [], []
-        for _ in range(args.repeats):
-            off.append(epoch(cache_dir, hook, False, args.batch))
-            on.append(epoch(cache_dir, hook, True, args.batch))
-        t_off, t_on = statistics.median(off), statistics.median(on)
-        print(f"epoch without checks {t_off:.2f} s, with checks {t_on:.2f} s (medians of {args.repeats}): "
-              f"cost {100 * (t_on / t_off - 1):+.1f}% (goal < 5%)")
-        print(f"without {Spread(off).fmt('.2f')} s; with {Spread(on).fmt('.2f')} s; "
-              f"with/without per round {Spread([a / b for a, b in zip(on, off)]).fmt('.3f')}")
+        out.say(f"cache: {cache.n_tokens:,} tokens of {cache.model_name} at {hook} (d {cache.hooks[hook]}), "
+                f"{len(cache.shards)} shards, {mb:.0f} MB; epoch of TopK 8x k32, batch {args.batch}; "
+                f"{args.repeats} interleaved rounds after 1 warm-up")
+        t = interleave({"without checks": lambda: epoch(cache_dir, hook, False, args.batch),
+                        "with checks": lambda: epoch(cache_dir, hook, True, args.batch)}, args.repeats, warmup=1)
+        off, on = t["without checks"], t["with checks"]
+        r = ratios(on, off)
+        out.say(f"epoch without checks {Spread(off).fmt('.2f')} s; with checks {Spread(on).fmt('.2f')} s")
+        out.say(f"with/without per round {r.fmt('.3f')}: cost {100 * (r.median - 1):+.1f}% at the median (goal < 5%)")
+    out.save()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from sae import metrics
+from sae import metrics, zero_ablation
 from sae.base import SAE
 from sae.errors import SAEError
 
@@ -28,8 +28,10 @@ def evaluate_sae(
     splice and the zero-ablation. An SAE trained without the BOS attention-sink outlier is then
     judged on the tokens it was trained for, and ablation does not get credit for breaking BOS.
 
-    shared_prefix: run the blocks before the hook's once per batch and start the three passes from
-    there (start_at_layer); False runs three full forwards (the old way, kept for the bench)."""
+    shared_prefix: run the clean pass whole, keep the input of the hook's block and start the
+    spliced and zero-ablated passes there (start_at_layer); at a residual-stream hook the
+    zero-ablated pass is run once per evaluation instead (sae/zero_ablation.py says why that is
+    exact). False runs three full forwards (the old way, kept for tests)."""
     if skip_bos is None:
         skip_bos = bool(sae.cfg.extra.get("skip_bos", False))
     first = 1 if skip_bos else 0
@@ -44,23 +46,27 @@ def evaluate_sae(
     if progress:
         from tqdm.auto import tqdm
         batches = tqdm(batches, unit="batch", desc="eval")
-    start = _block_of(hook_name) if shared_prefix else None
+    start = _block_of(hook_name) if shared_prefix and not _shortformer(model) else None
+    zero = zero_ablation.ZeroAblated(model, hook_name, first, start) if start is not None and zero_ablation.applies(hook_name) else None
     for i in batches:
         tokens = token_windows[i:i + batch_size].to(dev)
         seen: dict[str, torch.Tensor] = {}
 
-        def grab(act: torch.Tensor, hook: Any) -> None:
-            seen["x"] = act.detach().clone()
+        def grab(name: str):
+            def hook(act: torch.Tensor, hook: Any) -> None:
+                seen[name] = act.detach().clone()
+            return hook
 
-        # the prefix up to the hook's block runs once; the clean, spliced and zero-ablated passes
-        # start from its output (start_at_layer) and differ only from the hook on
-        resid = model(tokens, stop_at_layer=start) if start is not None else tokens
+        # the clean pass runs whole (its loss is needed) and keeps the input of the hook's block,
+        # from which the spliced and zero-ablated passes start (start_at_layer)
+        hooks = [(hook_name, grab("x"))] + ([(f"blocks.{start}.hook_resid_pre", grab("resid"))] if start is not None else [])
+        clean_lp = model.run_with_hooks(tokens, return_type="logits", fwd_hooks=hooks).log_softmax(-1)
+        resid = seen.get("resid", tokens)
 
         def rest(fwd_hooks):
             kw = {"start_at_layer": start} if start is not None else {}
             return model.run_with_hooks(resid, return_type="logits", fwd_hooks=fwd_hooks, **kw)
 
-        clean_lp = rest([(hook_name, grab)]).log_softmax(-1)
         ce_clean = _ce(clean_lp, tokens)
         x = seen["x"]
         x_flat = x.flatten(-2) if x.shape[-1] != sae.cfg.d_in and x.ndim == 4 else x
@@ -72,13 +78,23 @@ def evaluate_sae(
         acc.add(x_all[:, first:].reshape(-1, sae.cfg.d_in), x_hat[:, first:].reshape(-1, sae.cfg.d_in),
                 z[:, first:].reshape(-1, sae.cfg.d_sae))
         if compute_losses:
+            p_clean = clean_lp.exp()
             hook = metrics.splice_hook(sae, x_hat.to(x.device))
-            sae_lp = rest([(hook_name, hook)]).log_softmax(-1)
-            ce_sae, kl_sae = _ce(sae_lp, tokens), _kl_lp(clean_lp, sae_lp)
+            if start is not None and hook_name == f"blocks.{start}.hook_resid_post" and start + 1 < model.cfg.n_layers:
+                # the spliced residual is the next block's input: start there, one block later
+                sae_logits = model(x_hat.to(x.device, x.dtype).reshape(x.shape), start_at_layer=start + 1)
+            else:
+                sae_logits = rest([(hook_name, hook)])
+            sae_lp = sae_logits.log_softmax(-1)
+            del sae_logits
+            ce_sae, kl_sae = _ce(sae_lp, tokens), _kl_lp(p_clean, clean_lp, sae_lp)
             del sae_lp
-            zero_lp = rest([(hook_name, metrics.zero_hook(first))]).log_softmax(-1)
-            ce_zero, kl_zero = _ce(zero_lp, tokens), _kl_lp(clean_lp, zero_lp)
-            del zero_lp
+            if zero is not None:
+                ce_zero, kl_zero = _zero_losses(zero.log_probs(tokens, resid), p_clean, clean_lp, tokens)
+            else:
+                zero_lp = rest([(hook_name, metrics.zero_hook(first))]).log_softmax(-1)
+                ce_zero, kl_zero = _ce(zero_lp, tokens), _kl_lp(p_clean, clean_lp, zero_lp)
+                del zero_lp
             acc.add_losses(len(tokens), ce_clean, ce_sae, ce_zero, kl_sae, kl_zero,
                            clean_lp.shape[0] * clean_lp.shape[1])
     out = acc.result(dense_threshold)
@@ -96,14 +112,32 @@ def _block_of(hook_name: str) -> int | None:
     return None
 
 
+def _shortformer(model: Any) -> bool:
+    """Shortformer models add positions inside every attention layer, which start_at_layer drops."""
+    return getattr(model.cfg, "positional_embedding_type", "") == "shortformer"
+
+
+def _zero_losses(groups, p_clean: torch.Tensor, clean_lp: torch.Tensor, tokens: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """Mean CE and summed KL of the batch against the shared zero-ablated log-probs, group by group."""
+    ce, kl = 0.0, torch.zeros((), dtype=torch.float64)
+    whole = len(groups) == 1
+    for rows, lp in groups:
+        t, p, c = (tokens, p_clean, clean_lp) if whole else (tokens[rows], p_clean[rows], clean_lp[rows])
+        full = lp.expand(len(t), t.shape[1], lp.shape[-1])
+        ce += float(-full[:, :-1].gather(-1, t[:, 1:, None]).sum())
+        kl += _kl_lp(p, c, lp).double()
+    return ce / (tokens.shape[0] * (tokens.shape[1] - 1)), kl
+
+
 def _ce(lp: torch.Tensor, tokens: torch.Tensor) -> float:
     """Mean next-token cross-entropy from log-probs [b, p, vocab] (TransformerLens's loss)."""
     return float(-lp[:, :-1].gather(-1, tokens[:, 1:, None]).mean())
 
 
-def _kl_lp(lp_clean: torch.Tensor, lp: torch.Tensor) -> torch.Tensor:
-    """Sum over tokens of KL(p_clean || p), from log-probs."""
-    return (lp_clean.exp() * (lp_clean - lp)).sum()
+def _kl_lp(p_clean: torch.Tensor, lp_clean: torch.Tensor, lp: torch.Tensor) -> torch.Tensor:
+    """Sum over tokens of KL(p_clean || p), from the clean probabilities and both log-probs
+    (lp may broadcast over batch and positions)."""
+    return (p_clean * (lp_clean - lp)).sum()
 
 
 

@@ -150,6 +150,20 @@ def _check_args(max_new_tokens: Any, temperature: Any) -> tuple[int, float]:
 def generate_stream(model: Any, prompt: Any, interventions: Sequence[Any] = (), *, seed: int = 0,
                     max_new_tokens: int = 20, temperature: float = 1.0, stop_at_eos: bool = False) -> Iterator[Step]:
     """Yield one Step (a token of the default run and of the steered run) at a time."""
+    for i, new, lps, reads, prompt_reads, sampled_from in _stream(model, prompt, interventions, (False, True), seed,
+                                                                   max_new_tokens, temperature, stop_at_eos):
+        yield Step(i, new[0], new[1], _decode(model, [new[0]]), _decode(model, [new[1]]), lps[0], lps[1],
+                   [v[0] if v else math.nan for v in reads[0]], [v[0] if v else math.nan for v in reads[1]],
+                   prompt_reads, sampled_from[0], sampled_from[1])
+
+
+def _stream(model: Any, prompt: Any, interventions: Sequence[Any], kinds: tuple[bool, ...], seed: int,
+            max_new_tokens: int, temperature: float, stop_at_eos: bool, done_after: int | None = None):
+    """The runs of `kinds` (False: default, True: steered), one token of each per step: yields
+    (index, tokens, logprobs, unit reads, prompt reads (step 0 only), logits sampled from), one
+    entry per run. The runs do not touch each other (own cache and generator), so a run's tokens do
+    not depend on which others run. With stop_at_eos, stops once every run has sampled EOS and,
+    when given, `done_after` tokens have been made (the default run's length, when it is not run)."""
     max_new_tokens, temperature = _check_args(max_new_tokens, temperature)
     toks = _prompt_tokens(model, prompt)
     if toks.shape[1] + max_new_tokens > model.cfg.n_ctx:
@@ -159,10 +173,10 @@ def generate_stream(model: Any, prompt: Any, interventions: Sequence[Any] = (), 
     eos = getattr(model.tokenizer, "eos_token_id", None) if model.tokenizer is not None else None
     with apply(model, interventions) as applied:
         probes = _probes(model, applied)
-        runs = [_Run(model, applied, False, seed, device), _Run(model, applied, True, seed, device)]
+        runs = [_Run(model, applied, k, seed, device) for k in kinds]
         logits = [r.forward(toks, probes) for r in runs]
-        prompt_reads = (runs[0].last_reads, runs[1].last_reads)
-        done = [False, False]
+        prompt_reads = tuple(r.last_reads for r in runs)
+        done = [False] * len(runs)
         for i in range(max_new_tokens):
             new, lps, sampled_from = [], [], logits
             for k, r in enumerate(runs):
@@ -171,13 +185,10 @@ def generate_stream(model: Any, prompt: Any, interventions: Sequence[Any] = (), 
                 lps.append(float(torch.log_softmax(logits[k].double(), -1)[t]))
             # feed the new tokens: their own positions' unit values (and the next logits)
             logits = [r.forward(torch.tensor([[t]], device=device), probes) for r, t in zip(runs, new)]
-            yield Step(i, new[0], new[1], _decode(model, [new[0]]), _decode(model, [new[1]]), lps[0], lps[1],
-                       [v[0] if v else math.nan for v in runs[0].last_reads],
-                       [v[0] if v else math.nan for v in runs[1].last_reads],
-                       prompt_reads if i == 0 else None, sampled_from[0], sampled_from[1])
+            yield i, new, lps, [r.last_reads for r in runs], prompt_reads if i == 0 else None, sampled_from
             if stop_at_eos and eos is not None:
                 done = [d or t == eos for d, t in zip(done, new)]
-                if all(done):
+                if all(done) and (done_after is None or i + 1 >= done_after):
                     return
 
 
@@ -186,26 +197,34 @@ def _decode(model: Any, tokens: list[int]) -> str:
 
 
 def generate(model: Any, prompt: Any, interventions: Sequence[Any] = (), *, seed: int = 0,
-             max_new_tokens: int = 20, temperature: float = 1.0, stop_at_eos: bool = False) -> Generation:
-    """The default and steered continuations of `prompt` (see the module doc)."""
+             max_new_tokens: int = 20, temperature: float = 1.0, stop_at_eos: bool = False,
+             default: Continuation | None = None) -> Generation:
+    """The default and steered continuations of `prompt` (see the module doc).
+
+    default: the default continuation already made for this prompt, seed, max_new_tokens,
+    temperature and stop_at_eos (by an earlier call, with any interventions or none: the default
+    run never edits); then only the steered run is computed and `default` is returned as given.
+    The steered tokens are the same as a call without it makes (the two runs do not touch each
+    other); default.activations are whatever it holds, so reuse it across units only for tokens."""
     toks = _prompt_tokens(model, prompt)
-    runs = [Continuation(), Continuation()]
+    kinds = (True,) if default is not None else (False, True)
+    runs = [Continuation() for _ in kinds]
     n = len(interventions)
     for c in runs:
         c.activations = [[] for _ in range(n)]
-    for step in generate_stream(model, toks[0], interventions, seed=seed, max_new_tokens=max_new_tokens,
-                                temperature=temperature, stop_at_eos=stop_at_eos):
-        if step.prompt_activations is not None:
-            for c, acts in zip(runs, step.prompt_activations):
+    done_after = len(default.tokens) if default is not None else None
+    for _i, new, lps, reads, prompt_reads, _ in _stream(model, toks[0], interventions, kinds, seed, max_new_tokens,
+                                                       temperature, stop_at_eos, done_after):
+        for k, c in enumerate(runs):
+            if prompt_reads is not None:
                 for j in range(n):
-                    c.activations[j].extend(acts[j])
-        for c, tok, lp, acts in ((runs[0], step.default_token, step.default_logprob, step.default_activation),
-                                 (runs[1], step.steered_token, step.steered_logprob, step.steered_activation)):
-            c.tokens.append(tok)
-            c.logprobs.append(lp)
+                    c.activations[j].extend(prompt_reads[k][j])
+            c.tokens.append(new[k])
+            c.logprobs.append(lps[k])
             for j in range(n):
-                c.activations[j].append(acts[j])
+                c.activations[j].append(reads[k][j][0] if reads[k][j] else math.nan)
     for c in runs:
         c.text = _decode(model, c.tokens)
     text = prompt if isinstance(prompt, str) else _decode(model, toks[0].tolist())
+    runs = [default, *runs] if default is not None else runs
     return Generation(text, toks[0].tolist(), runs[0], runs[1], seed, temperature)

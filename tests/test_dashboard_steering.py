@@ -105,6 +105,28 @@ def test_the_default_run_is_the_same_on_every_page(tmp_path):
     assert cells and len(set(cells.values())) == 1
 
 
+def test_pages_equal_those_made_with_both_runs_for_every_feature(tmp_path, monkeypatch):
+    """Each prompt's default is made once and reused; the pages are byte-identical to the build that
+    made both continuations for every feature, as the dashboard did before."""
+    import analyses.dashboard.steering as steering
+    from sae import generate
+
+    model, sae, cache, T = planted(tmp_path)
+    cfg = SteerConfig((EVIL_PROMPT, "The cat"), strength=2.0, max_new_tokens=6, seed=2)
+    calls = []
+
+    def counting(*a, **kw):
+        calls.append(kw.get("default") is not None)
+        return generate(*a, **kw)
+
+    monkeypatch.setattr(steering, "generate", counting)
+    now = build(model, sae, cache, tmp_path / "now", cfg)
+    assert calls.count(False) == 2 and calls.count(True) == len(calls) - 2 > 0  # one default per prompt
+    monkeypatch.setattr(steering, "generate", lambda *a, default=None, **kw: generate(*a, **kw))
+    before = build(model, sae, cache, tmp_path / "before", cfg)
+    assert now == before
+
+
 @pytest.mark.parametrize("kw, words", [
     (dict(strength=float("nan")), "--steer-strength"),
     (dict(mode="ablate"), "steering mode"),

@@ -91,3 +91,20 @@ def test_a_latent_with_no_edit_reads_the_same_in_both_runs(tiny_model):
     assert torch.allclose(torch.tensor(g.steered.activations[0]), torch.tensor(g.default.activations[0]), atol=1e-5)
     assert max(g.default.activations[0]) > 0
     assert not any("hook_sae" in k for k in tiny_model.hook_dict)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("stop_at_eos", [False, True])
+def test_a_given_default_runs_only_the_steered_continuation_and_changes_nothing(tiny_model, stop_at_eos):
+    from sae import Latent, SAEConfig, TrainConfig, create_sae
+    sae = create_sae(SAEConfig("relu", 32, 64, hook_name="blocks.1.hook_resid_post"))
+    sae.init_weights(torch.Generator().manual_seed(0), TrainConfig())
+    kw = dict(seed=5, max_new_tokens=10, temperature=1.0, stop_at_eos=stop_at_eos)
+    plain = generate(tiny_model, PROMPT, **kw)  # no intervention: the default run alone is what is reused
+    for ivs in ([Add(Neuron(1, 5), 6.0)], [Add(Latent("blocks.1.hook_resid_post", 3, sae=sae), 9.0)]):
+        whole = generate(tiny_model, PROMPT, ivs, **kw)
+        assert whole.default.tokens == plain.default.tokens  # the default run does not depend on the edit
+        fast = generate(tiny_model, PROMPT, ivs, default=plain.default, **kw)
+        assert fast.default is plain.default
+        assert fast.steered == whole.steered  # tokens, text, log-probs and unit values
+        assert fast.steered.tokens != fast.default.tokens

@@ -3,9 +3,9 @@ next to the continuation with the feature steered (added to, or clamped at, a mu
 activation), both sampled from the same seed, as Neuronpedia shows them.
 
 Precomputed when the dashboard is built, and only when asked (`interp dashboard --steer-prompts
-default|FILE`): each feature costs 2 x prompts x (one prompt forward + max_new_tokens one-position
-forwards with a KV cache): 23.6 s per feature for SmolLM2-135M with 3 prompts x 16 tokens on one
-busy CPU thread, 0.7 s for a tiny GPT-2 (docs/editing.md)."""
+default|FILE`): each prompt's default continuation is made once, and each feature costs prompts x
+(one prompt forward + max_new_tokens one-position forwards with a KV cache) for its steered one
+(bench/results/dashboard_steering.md has the time per feature before and after)."""
 
 from __future__ import annotations
 
@@ -70,8 +70,11 @@ def check_steering(model: Any, cfg: SteerConfig) -> None:
 def steering_examples(model: Any, unit_of: Callable[[int], Any], features: list[int], maxes: list[float],
                       cfg: SteerConfig, progress: Callable[[int], None] | None = None) -> dict[int, dict]:
     """{feature: {"value": the edit's value, "runs": [{prompt, default: [ids], steered: [ids]}]}};
-    a feature that never fired (max 0) gets value None and no runs."""
+    a feature that never fired (max 0) gets value None and no runs. The default continuation does
+    not depend on the feature (the default run never edits), so each prompt's is made once, with
+    the first feature's, and every later feature runs only its steered continuation."""
     out: dict[int, dict] = {}
+    defaults: dict[str, Any] = {}
     for f, mx in zip(features, maxes):
         if not mx > 0:
             out[f] = {"value": None, "runs": []}
@@ -81,7 +84,9 @@ def steering_examples(model: Any, unit_of: Callable[[int], Any], features: list[
             edit = Add(unit, value) if cfg.mode == "add" else Clamp(unit, value)
             runs = []
             for p in cfg.prompts:
-                g = generate(model, p, [edit], seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
+                g = generate(model, p, [edit], seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                             default=defaults.get(p))
+                defaults[p] = g.default
                 runs.append({"prompt": p, "default": g.default.tokens, "steered": g.steered.tokens})
             out[f] = {"value": value, "runs": runs}
         if progress is not None:
