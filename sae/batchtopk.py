@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import torch
 
+from sae import native
 from sae.base import SAE, StepContext, StepOutput
 from sae.config import TrainConfig
-from sae.kernels import Bags, selected_pre, sparse_decode
+from sae.kernels import Bags, encode_decode
 from sae.registry import register
 from sae.select import topk_rows
+from sae.threads import wide
 from sae.topk import topk_family_output
 
 THRESHOLD_EMA = 0.01  # after the first 100 updates, a moving average with this weight
@@ -45,8 +47,7 @@ class BatchTopKSAE(SAE):
             if vals.numel() if step_ctx.reduce is None else bool(torch.isfinite(smallest)):
                 self._update_threshold(smallest)
             bags = Bags.build(idx, self.cfg.d_sae, offsets)
-        acts = selected_pre(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec).relu()
-        x_hat = sparse_decode(acts, self.W_dec, bags) + self.b_dec
+        acts, x_hat = encode_decode(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec, self.W_dec)
         return topk_family_output(self, x, x_hat, xc, pre, acts, bags, step_ctx)
 
     def _update_threshold(self, smallest_kept: torch.Tensor) -> None:
@@ -80,6 +81,12 @@ def batch_topk(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, t
     B, S = pre.shape
     K = min(k * B, B * S)
     m = min(S, 2 * k)
+    fast = native.kernels() if pre.device.type == "cpu" and pre.dtype in (torch.float32, torch.float64) else None
+    if fast is not None and K >= 1:
+        with wide():
+            out = fast.batch_topk(pre.contiguous(), K, m)
+        if out:  # (nothing when pre holds a NaN: the torch path below decides)
+            return out[0], out[1], out[2]
     cv, ci = topk_rows(pre, m) if m < S else pre.topk(m, dim=1, sorted=False)  # [B, m]
     t = cv.reshape(-1).topk(K, sorted=False).values.min()
     full = cv.min(dim=1).values >= t

@@ -167,3 +167,66 @@ class _SparseDecode(torch.autograd.Function):
 def sparse_decode(acts: torch.Tensor, W_dec: torch.Tensor, bags: Bags) -> torch.Tensor:
     """sum_j acts[b, j] * W_dec[idx[b, j]] -> [B, d_in] (no decoder bias)."""
     return _SparseDecode.apply(acts, W_dec, bags)
+
+
+class _SparseStep(torch.autograd.Function):
+    """selected_pre -> relu -> sparse_decode as one Function, whose backward is one native pass
+    over the latents (sparse_backward in sae/csrc/topk_step.cpp)."""
+
+    @staticmethod
+    def forward(ctx, vals, bags, xc, W_enc, b_enc, b_dec, W_dec, fast):
+        acts = vals.relu()
+        ctx.bags, ctx.fast = bags, fast
+        ctx.save_for_backward(vals, xc, W_enc, W_dec)
+        ctx.mark_non_differentiable(acts)
+        return bags.per_token_sum(W_dec, acts), acts
+
+    @staticmethod
+    def backward(ctx, g_out, _g_acts):
+        vals, xc, W_enc, W_dec = ctx.saved_tensors
+        bags: Bags = ctx.bags
+        with wide():
+            g_W_dec, g_pre, g_b_enc = ctx.fast.sparse_backward(
+                g_out.contiguous(), W_dec.contiguous(), vals.reshape(-1).contiguous(), bags.tokens, bags.perm,
+                bags.latent_offsets)
+        g_W_encT = bags.per_latent_sum(xc, g_pre)  # [d_sae, d_in]: W_enc's memory layout
+        # no term injected: the chain rule of x_hat = sum_j relu(pre[b, idx_j]) W_dec[idx_j], as the three Functions above
+        return None, None, None, g_W_encT.t(), g_b_enc, -W_enc.mv(g_b_enc), g_W_dec, None
+
+
+def encode_decode(vals: torch.Tensor, bags: Bags, xc: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor,
+                  b_dec: torch.Tensor, W_dec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(acts, x_hat without b_dec) of the selected pre-activations vals (see selected_pre):
+    acts = relu(vals) carries no gradient of its own; x_hat carries all of them. With the native
+    kernels, the whole backward is one fused pass; otherwise selected_pre and sparse_decode."""
+    fast = native.kernels() if xc.device.type == "cpu" and xc.dtype in (torch.float32, torch.float64) else None
+    if (fast is not None and bags.subset is None and vals.dtype == xc.dtype == W_dec.dtype
+            and bags.tokens.dtype == bags.perm.dtype == bags.latent_offsets.dtype == torch.int64):
+        x_hat, acts = _SparseStep.apply(vals, bags, xc, W_enc, b_enc, b_dec, W_dec, fast)
+        return acts, x_hat
+    acts = selected_pre(vals, bags, xc, W_enc, b_enc, b_dec).relu()
+    return acts, sparse_decode(acts, W_dec, bags)
+
+
+class _SquaredError(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x_hat, xc, b_dec):
+        r = x_hat - xc  # = (x_hat + b_dec) - x
+        ctx.save_for_backward(r)
+        ctx.mark_non_differentiable(r)
+        flat = r.reshape(-1)
+        return flat.dot(flat), r
+
+    @staticmethod
+    def backward(ctx, g, _g_r):
+        (r,) = ctx.saved_tensors
+        g_r = r * (2 * g)
+        # no term injected: the chain rule of sum ((x_hat + b_dec) - x)^2 (x is data)
+        return g_r, None, g_r.sum(0)
+
+
+def squared_error(x_hat: torch.Tensor, xc: torch.Tensor, b_dec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum ||x_hat + b_dec - x||^2, the residual x_hat + b_dec - x without gradient), from the
+    decoded latents x_hat (no b_dec) and xc = x - b_dec: two passes over [B, d_in] where adding
+    b_dec, subtracting, squaring and summing took four, and one backward pass fewer."""
+    return _SquaredError.apply(x_hat, xc, b_dec)

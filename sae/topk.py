@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from sae.base import SAE, StepContext, StepOutput
-from sae.kernels import Bags, selected_pre, sparse_decode
+from sae.kernels import Bags, encode_decode, selected_pre, sparse_decode, squared_error
 from sae.registry import register
 from sae.select import topk_rows
 
@@ -36,8 +36,7 @@ class TopKSAE(SAE):
             xc, pre = self.pre_into_buffer(x)
             vals, idx = topk_rows(pre, self.cfg.k)  # [B, k]
             bags = Bags.build(idx, self.cfg.d_sae)
-        acts = selected_pre(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec).relu()
-        x_hat = sparse_decode(acts, self.W_dec, bags) + self.b_dec
+        acts, x_hat = encode_decode(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec, self.W_dec)
         return topk_family_output(self, x, x_hat, xc, pre, acts, bags, step_ctx)
 
 
@@ -46,12 +45,13 @@ def topk_family_output(
     acts: torch.Tensor, bags: Bags, step_ctx: StepContext,
 ) -> StepOutput:
     """Normalised MSE plus AuxK, and firing counts, shared by topk and batchtopk (this rank's
-    share of each: step_ctx.var_sum and the batch size are the whole batch's)."""
-    sse = (x_hat - x).pow(2).sum()
+    share of each: step_ctx.var_sum and the batch size are the whole batch's). x_hat is the
+    decoded latents without b_dec, xc = x - b_dec."""
+    sse, residual = squared_error(x_hat, xc, sae.b_dec)  # residual = x_hat + b_dec - x, no grad
     loss = sse / step_ctx.var_sum.clamp_min(1e-12)
     terms = {"mse": sse.detach() / step_ctx.batch_tokens(x)}
     if step_ctx.dead is not None and step_ctx.cfg.aux_coefficient > 0 and step_ctx.k_aux > 0:
-        aux = auxk_loss(sae, x, x_hat, xc, pre, step_ctx.dead, step_ctx.k_aux, step_ctx)
+        aux = auxk_loss(sae, residual.neg(), xc, pre, step_ctx.dead, step_ctx.k_aux, step_ctx)
         loss = loss + step_ctx.cfg.aux_coefficient * aux
         terms["auxk"] = aux.detach()
     with torch.no_grad():
@@ -62,11 +62,11 @@ def topk_family_output(
 
 
 def auxk_loss(
-    sae: SAE, x: torch.Tensor, x_hat: torch.Tensor, xc: torch.Tensor, pre: torch.Tensor,
+    sae: SAE, e: torch.Tensor, xc: torch.Tensor, pre: torch.Tensor,
     dead: torch.Tensor, k_aux: int, step_ctx: StepContext | None = None,
 ) -> torch.Tensor:
     """Gao et al. eq. (2): the top k_aux dead latents, decoded without bias, predict the
-    residual e = x - x_hat; normalised by e's variance so it stays O(1) as x_hat improves.
+    residual e = x - x_hat (given, without gradient); normalised by e's variance so it stays O(1) as x_hat improves.
     Sparse like the main path (measured faster than dense products over the dead latents
     even with half of them dead and k_aux = d_in / 2), except for one step (see Bags.pair_dots)."""
     dead_idx = dead.nonzero().squeeze(1)
@@ -76,6 +76,5 @@ def auxk_loss(
         bags = Bags.build(dead_idx[top], sae.cfg.d_sae, subset=dead_idx, local=top)
     a = selected_pre(vals, bags, xc, sae.W_enc, sae.b_enc, sae.b_dec).relu()
     e_hat = sparse_decode(a, sae.W_dec, bags)
-    e = (x - x_hat).detach()
     e_spread = step_ctx.centred_sq_sum(e) if step_ctx is not None else (e - e.mean(0)).pow(2).sum()  # whole batch's
     return (e_hat - e).pow(2).sum() / e_spread.clamp_min(1e-12)

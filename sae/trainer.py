@@ -29,6 +29,7 @@ from sae.base import SAE, StepContext, StepOutput, spread
 from sae.config import SAEConfig, TrainConfig
 from sae.data_init import initial_b_dec, input_scale
 from sae.errors import SAEError
+from sae.heap import keep_freed_memory
 from sae.schedule import lr_at, sparsity_at
 from sae.threads import small_ops
 
@@ -54,6 +55,8 @@ class Trainer:
         self.reduce = distributed.all_reduce if distributed.is_distributed() else None
         self.loss_fn = sae.training_loss
         self.small_ops_on_one_thread = sae.sparse_step  # see sae/threads.py
+        if sae.sparse_step:
+            keep_freed_memory()  # its gradients reuse their pages step after step (sae/heap.py)
         if self.reduce is not None:
             self.loss_fn = distributed.data_parallel(_TrainingLoss(sae), gradients="sum", sync_buffers=False)
 
@@ -109,7 +112,7 @@ class Trainer:
         if sae.unit_norm_decoder:
             _remove_parallel_grad(sae.W_dec)
         max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params.values(), max_norm))
+        grad_norm = _clip_gradients(list(self.params.values()), max_norm)
         check_finite(grad_norm, "a gradient", step, self.name)
         lr = lr_at(step, cfg)
         for group in self.opt.param_groups:
@@ -228,6 +231,16 @@ class _TrainingLoss(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, step_ctx: StepContext) -> StepOutput:
         return self.sae.training_loss(x, step_ctx)
+
+
+@torch.no_grad()
+def _clip_gradients(params: list[torch.nn.Parameter], max_norm: float) -> float:
+    """torch.nn.utils.clip_grad_norm_, bit for bit, but without multiplying every gradient by
+    1.0 when the norm is within max_norm (two passes over the weight gradients a step)."""
+    total = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if bool(max_norm / (total + 1e-6) < 1.0):
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    return float(total)
 
 
 @torch.no_grad()
