@@ -1,6 +1,6 @@
 """Recording throughput: one pass for L layers against a bare forward and against a pass per layer.
 
-    .venv/bin/python bench/record.py [--models gpt2-small,smollm2-135m] [--tokens 4096]
+    .venv/bin/python bench/record.py [--models gpt2-small,smollm2-135m] [--tokens 4096] [--page-cache]
 
 For each model, on the same token windows in one run:
   (a)  bare forward pass, stopped at the deepest recorded layer       tokens/s
@@ -8,10 +8,15 @@ For each model, on the same token windows in one run:
   (c)  recording each layer in a pass of its own, into the disk cache:
        (c-full) full forward passes (what run_with_cache per layer does)
        (c-stop) each pass stopped at its layer (the cheapest per-layer way)
+  (d)  (b) without fsync of files and folders (interp.files.DURABLE off): what durability costs
+  (e)  with --page-cache: (b) through the page cache instead of direct I/O (the recorder before
+       interp/direct_file.py): what direct I/O buys
 and prints the ratios (b)/(a) (goal >= 0.95) and (b)/(c) (goal >= 0.8 L).
 
-(a) and (b) alternate (ABBA) for --repeats rounds; (b)/(a) is taken round by round and printed
-as median [min, max]. (c) takes L passes, so it runs once, and only with --per-layer.
+(a), (b), (d) [and (e)] alternate (ABBA) for --repeats rounds after one untimed round; each ratio
+is taken round by round and printed as median [min, max], with every round's (b)/(a) listed and
+the number of rounds that reach 0.95, so the table says how sure it is. (c) takes L passes, so it
+runs once, and only with --per-layer.
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import Results, Spread, add_common_args, apply_threads, interleave, ratios  # noqa: E402
-from interp import files  # noqa: E402
+from bench.harness import Results, Spread, add_common_args, apply_threads, interleave, load_average, ratios  # noqa: E402
+from interp import files, shard_writer  # noqa: E402
 from interp.recording import record  # noqa: E402
-from interp.sites import hook_name  # noqa: E402
+from interp.sites import hook_name, hook_width  # noqa: E402
 
 
 def gpt2_small_random():
@@ -68,7 +73,7 @@ def timed(fn) -> float:
 
 
 def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repeats: int = 5,
-                per_layer_too: bool = False) -> dict:
+                per_layer_too: bool = False, page_cache_too: bool = False) -> dict:
     model = load(name)
     L = model.cfg.n_layers
     w = windows_for(model, n_tokens, ctx)
@@ -80,8 +85,36 @@ def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repea
             for b in range(0, len(w), batch):
                 model(w[b : b + batch], stop_at_layer=L)
 
+    own: list[float] = []  # per (b) call: seconds the recorder itself took on the recording thread
+
     def one_pass():
-        record(model, w, hooks, tmp / "b", batch_size=batch, progress=False)
+        """(b), timing what is not the model: the hooks' appends, and all of the call outside forwards."""
+        spent = {"fwd": 0.0, "append": 0.0}
+        forward, append = model.forward, shard_writer.ShardWriter.append
+
+        def timed_forward(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return forward(*a, **k)
+            finally:
+                spent["fwd"] += time.perf_counter() - t0
+
+        def timed_append(self, what, arr):
+            t0 = time.perf_counter()
+            try:
+                return append(self, what, arr)
+            finally:
+                spent["append"] += time.perf_counter() - t0 if what != "tokens" else 0.0
+
+        model.forward, shard_writer.ShardWriter.append = timed_forward, timed_append
+        t0 = time.perf_counter()
+        try:
+            record(model, w, hooks, tmp / "b", batch_size=batch, progress=False)
+        finally:
+            wall = time.perf_counter() - t0
+            del model.forward
+            shard_writer.ShardWriter.append = append
+        own.append(wall - spent["fwd"] + spent["append"])
 
     def one_pass_no_fsync():  # (d): what the durable renames cost (interp.files.DURABLE)
         files.DURABLE = False
@@ -89,6 +122,13 @@ def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repea
             record(model, w, hooks, tmp / "b", batch_size=batch, progress=False)
         finally:
             files.DURABLE = True
+
+    def one_pass_page_cache():  # (e): the same recorder without direct I/O
+        shard_writer.DIRECT = False
+        try:
+            record(model, w, hooks, tmp / "b", batch_size=batch, progress=False)
+        finally:
+            shard_writer.DIRECT = True
 
     def per_layer(stop: bool):
         def go():
@@ -115,9 +155,17 @@ def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repea
         shutil.rmtree(tmp / "b", ignore_errors=True)
 
     cpu: dict[str, list[float]] = {}
-    t = interleave({"a": bare, "b": one_pass, "d": one_pass_no_fsync}, repeats, warmup=1, between=clean, cpu=cpu)
+    fns = {"a": bare, "b": one_pass, "d": one_pass_no_fsync} | ({"e": one_pass_page_cache} if page_cache_too else {})
+    t = interleave(fns, repeats, warmup=1, between=clean, cpu=cpu)
+    own = own[1:]  # the untimed round's call
+    probe = shard_writer.ShardWriter(tmp, "probe", 0, ["x"])
+    probe.abort()
     r = {"model": name, "L": L, "tokens": n, "a": Spread([n / s for s in t["a"]]), "b": Spread([n / s for s in t["b"]]),
-         "b/a": ratios(t["a"], t["b"]), "b/a cpu": ratios(cpu["a"], cpu["b"]), "b/d": ratios(t["d"], t["b"])}
+         "b/a": ratios(t["a"], t["b"]), "own": Spread(own), "b/a own": Spread([a / (a + o) for a, o in zip(t["a"], own)]),
+         "b/a cpu": ratios(cpu["a"], cpu["b"]), "b/d": ratios(t["d"], t["b"]),
+         "writes": "direct I/O" if probe.direct else "page cache", "MB": n * sum(hook_width(model, h) for h in hooks) * 4 / 1e6}
+    if page_cache_too:
+        r["b/e"] = ratios(t["e"], t["b"])
     if per_layer_too:
         tc_stop = timed(per_layer(True))
         for p in tmp.glob("c*"):
@@ -132,11 +180,12 @@ def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repea
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="gpt2-small,smollm2-135m")
-    ap.add_argument("--tokens", type=int, default=2048)
+    ap.add_argument("--tokens", type=int, default=4096, help="tokens per timed call (fixed costs and noise weigh less with more)")
     ap.add_argument("--context-size", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=7, help="alternating rounds of (a) and (b)")
     ap.add_argument("--per-layer", action="store_true", help="also time (c): a pass per layer (slow: L passes)")
+    ap.add_argument("--page-cache", action="store_true", help="also time (e): the recorder through the page cache")
     add_common_args(ap)
     args = ap.parse_args()
     apply_threads(args.threads)
@@ -145,16 +194,31 @@ def main() -> None:
     out.say(f"{args.tokens} tokens, context {args.context_size}, batch {args.batch_size} windows, "
             f"{args.repeats} alternating rounds of (a) bare forward and (b) recording every layer; medians [min, max]\n")
     out.say("(d) is (b) without fsync of files and folders: (b)/(d) is the speed kept by durable writes (1 = free)\n")
+    if args.page_cache:
+        out.say("(e) is (b) through the page cache instead of direct I/O: (b)/(e) > 1 is what direct I/O buys\n")
+    out.say("recorder's own s: per (b) call, the time of the hooks' appends plus all of the call outside the model's forwards "
+            "(opening, the last shard's close and fsyncs, the manifest); (b)/(a) own = (a) / ((a) + own), round by round: the "
+            "ratio if the forwards in (b) ran at (a)'s speed, which the machine's noise moves far less\n")
     out.say("(b)/(a) cpu: the same ratio in process CPU seconds (all threads), which other processes' load moves far less\n")
-    out.say("| model | L | tokens | (a) bare tok/s | (b) one pass tok/s | (b)/(a) per round | (b)/(a) cpu | (b)/(d) per round "
-            "| (b)/(c-full) | (b)/(c-stop) | 0.8 L |")
-    out.say("|---|---|---|---|---|---|---|---|---|---|---|")
+    out.say("| model | L | tokens | MB written | writes | (a) bare tok/s | (b) one pass tok/s | (b)/(a) per round | recorder's own s | (b)/(a) own | (b)/(a) cpu "
+            "| (b)/(d) per round | (b)/(e) per round | (b)/(c-full) | (b)/(c-stop) | 0.8 L |")
+    out.say("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rounds = []
     for name in args.models.split(","):
         with tempfile.TemporaryDirectory() as d:
-            r = bench_model(name, args.tokens, args.context_size, args.batch_size, Path(d), args.repeats, args.per_layer)
+            r = bench_model(name, args.tokens, args.context_size, args.batch_size, Path(d), args.repeats, args.per_layer,
+                            args.page_cache)
         c = (f"{r['b'].median / r['c_full']:.1f} | {r['b'].median / r['c_stop']:.1f}" if "c_full" in r else "- | -")
-        out.say(f"| {r['model']} | {r['L']} | {r['tokens']} | {r['a'].fmt(',.0f')} | {r['b'].fmt(',.0f')} "
-                f"| {r['b/a'].fmt('.3f')} | {r['b/a cpu'].fmt('.3f')} | {r['b/d'].fmt('.3f')} | {c} | {0.8 * r['L']:.1f} |")
+        e = r["b/e"].fmt(".3f") if "b/e" in r else "-"
+        out.say(f"| {r['model']} | {r['L']} | {r['tokens']} | {r['MB']:,.0f} | {r['writes']} | {r['a'].fmt(',.0f')} | {r['b'].fmt(',.0f')} "
+                f"| {r['b/a'].fmt('.3f')} | {r['own'].fmt('.3f')} | {r['b/a own'].fmt('.3f')} | {r['b/a cpu'].fmt('.3f')} | {r['b/d'].fmt('.3f')} | {e} | {c} | {0.8 * r['L']:.1f} |")
+        v = r["b/a"].values
+        rounds.append(f"{r['model']}: (b)/(a) by round {', '.join(f'{x:.3f}' for x in v)}; "
+                      f"{sum(x >= 0.95 for x in v)} of {len(v)} rounds reach 0.95, median {'reaches' if r['b/a'].median >= 0.95 else 'misses'} it")
+    out.say()
+    for line in rounds:
+        out.say(line)
+    out.say(f"load average at the end {load_average()} (1/5/15 min)")
     out.save()
 
 

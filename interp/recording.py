@@ -1,10 +1,11 @@
 """Record activations at many hook points from ONE forward pass, stopped at the deepest layer asked
 for, into the on-disk cache of interp/store.py.
 
-Hooks append each batch's activations straight to the shard's files (interp/shard_writer.py): one
-copy into the page cache, no shard-sized buffer. A background thread fsyncs the shard's files
-between batches and renames a finished shard into place while the model runs on the next one. bench/record.py times this against a
-bare forward (bench/results/record.md).
+Hooks append each batch's activations straight to the shard's files (interp/shard_writer.py), no
+shard-sized buffer: with direct I/O, through a few staging buffers that the shard's writer thread
+sends to the disk while the model runs; without it, into the page cache, which a background thread
+fsyncs between batches. A finished shard is put in place while the model runs on the next one.
+bench/record.py times this against a bare forward (bench/results/record.md).
 
 Under torchrun the windows still fall into the same shards, and shard i is run and written by
 rank i % N; rank 0 names them all in the manifest at the end. The folder is then the one a
@@ -101,7 +102,7 @@ def record(
                         model(windows[b0:b1].to(device), stop_at_layer=stop)
                         shard.append_tokens(windows[b0:b1].to(torch.int32).numpy())
                         bar.update((b1 - b0) * context_size)
-                        if syncing is None or syncing.done():  # the disk writes while the model runs
+                        if not shard.direct and (syncing is None or syncing.done()):  # the disk writes while the model runs
                             if syncing is not None:
                                 syncing.result()  # a failed fsync surfaces here
                             syncing = pool.submit(shard.sync)
