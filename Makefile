@@ -71,7 +71,7 @@ bench: setup
 	date -u +%T; time -p $(BENCH)/eval_sae.py --windows 4 --repeats 3 --results
 	date -u +%T; time -p $(BENCH)/serve.py --tokens 8 --requests 20 --repeats 3 --results
 	date -u +%T; time -p $(BENCH)/verify.py --tokens 8192 --repeats 3 --results
-	date -u +%T; time -p $(BENCH)/scoring.py --tokens 16384 --features 64,256 --bases neurons,sae,random,pca --basis-features 50 --repeats 3 --results
+	date -u +%T; time -p $(BENCH)/scoring.py --tokens 16384 --features 64,256 --bases neurons,sae,random,pca --basis-features 50 --repeats 2 --results
 	date -u +%T; time -p $(BENCH)/scale.py --d-in 256 --steps 4 --configs 1x1,1x2,2x1 --repeats 2 --results
 	@echo "tables in bench/results/ (see bench/results/README.md)"
 
