@@ -13,6 +13,10 @@ For each model, on the same token windows in one run:
        interp/direct_file.py): what direct I/O buys
 and prints the ratios (b)/(a) (goal >= 0.95) and (b)/(c) (goal >= 0.8 L).
 
+Like `interp record`, the process first makes malloc keep freed memory (interp/allocator.py), for
+(a) and (b) alike: without it every batch's forward faults in ~2 GB of fresh pages, which on this
+VM is the forward's largest source of noise (--default-malloc measures without it).
+
 (a), (b), (d) [and (e)] alternate (ABBA) for --repeats rounds after one untimed round; each ratio
 is taken round by round and printed as median [min, max], with every round's (b)/(a) listed and
 the number of rounds that reach 0.95, so the table says how sure it is. (c) takes L passes, so it
@@ -34,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import Results, Spread, add_common_args, apply_threads, interleave, load_average, ratios  # noqa: E402
 from interp import files, shard_writer  # noqa: E402
+from interp.allocator import keep_freed_memory  # noqa: E402
 from interp.recording import record  # noqa: E402
 from interp.sites import hook_name, hook_width  # noqa: E402
 
@@ -73,7 +78,7 @@ def timed(fn) -> float:
 
 
 def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repeats: int = 5,
-                per_layer_too: bool = False, page_cache_too: bool = False) -> dict:
+                per_layer_too: bool = False, page_cache_too: bool = False, no_fsync_too: bool = True) -> dict:
     model = load(name)
     L = model.cfg.n_layers
     w = windows_for(model, n_tokens, ctx)
@@ -155,15 +160,18 @@ def bench_model(name: str, n_tokens: int, ctx: int, batch: int, tmp: Path, repea
         shutil.rmtree(tmp / "b", ignore_errors=True)
 
     cpu: dict[str, list[float]] = {}
-    fns = {"a": bare, "b": one_pass, "d": one_pass_no_fsync} | ({"e": one_pass_page_cache} if page_cache_too else {})
+    fns = ({"a": bare, "b": one_pass} | ({"d": one_pass_no_fsync} if no_fsync_too else {})
+           | ({"e": one_pass_page_cache} if page_cache_too else {}))
     t = interleave(fns, repeats, warmup=1, between=clean, cpu=cpu)
     own = own[1:]  # the untimed round's call
     probe = shard_writer.ShardWriter(tmp, "probe", 0, ["x"])
     probe.abort()
     r = {"model": name, "L": L, "tokens": n, "a": Spread([n / s for s in t["a"]]), "b": Spread([n / s for s in t["b"]]),
          "b/a": ratios(t["a"], t["b"]), "own": Spread(own), "b/a own": Spread([a / (a + o) for a, o in zip(t["a"], own)]),
-         "b/a cpu": ratios(cpu["a"], cpu["b"]), "b/d": ratios(t["d"], t["b"]),
+         "b/a cpu": ratios(cpu["a"], cpu["b"]),
          "writes": "direct I/O" if probe.direct else "page cache", "MB": n * sum(hook_width(model, h) for h in hooks) * 4 / 1e6}
+    if no_fsync_too:
+        r["b/d"] = ratios(t["d"], t["b"])
     if page_cache_too:
         r["b/e"] = ratios(t["e"], t["b"])
     if per_layer_too:
@@ -186,13 +194,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7, help="alternating rounds of (a) and (b)")
     ap.add_argument("--per-layer", action="store_true", help="also time (c): a pass per layer (slow: L passes)")
     ap.add_argument("--page-cache", action="store_true", help="also time (e): the recorder through the page cache")
+    ap.add_argument("--no-d", action="store_true", help="skip (d), the rounds without fsync (a third less time)")
+    ap.add_argument("--default-malloc", action="store_true", help="leave glibc's malloc as it is (see the docstring)")
     add_common_args(ap)
     args = ap.parse_args()
     apply_threads(args.threads)
+    kept = False if args.default_malloc else keep_freed_memory()
     torch.manual_seed(0)
     out = Results("record", args.results)
     out.say(f"{args.tokens} tokens, context {args.context_size}, batch {args.batch_size} windows, "
             f"{args.repeats} alternating rounds of (a) bare forward and (b) recording every layer; medians [min, max]\n")
+    out.say(f"malloc keeps freed memory (interp/allocator.py, as `interp record` does): {'yes' if kept else 'no'}, for (a) and (b) alike\n")
     out.say("(d) is (b) without fsync of files and folders: (b)/(d) is the speed kept by durable writes (1 = free)\n")
     if args.page_cache:
         out.say("(e) is (b) through the page cache instead of direct I/O: (b)/(e) > 1 is what direct I/O buys\n")
@@ -207,11 +219,12 @@ def main() -> None:
     for name in args.models.split(","):
         with tempfile.TemporaryDirectory() as d:
             r = bench_model(name, args.tokens, args.context_size, args.batch_size, Path(d), args.repeats, args.per_layer,
-                            args.page_cache)
+                            args.page_cache, not args.no_d)
         c = (f"{r['b'].median / r['c_full']:.1f} | {r['b'].median / r['c_stop']:.1f}" if "c_full" in r else "- | -")
         e = r["b/e"].fmt(".3f") if "b/e" in r else "-"
+        dd = r["b/d"].fmt(".3f") if "b/d" in r else "-"
         out.say(f"| {r['model']} | {r['L']} | {r['tokens']} | {r['MB']:,.0f} | {r['writes']} | {r['a'].fmt(',.0f')} | {r['b'].fmt(',.0f')} "
-                f"| {r['b/a'].fmt('.3f')} | {r['own'].fmt('.3f')} | {r['b/a own'].fmt('.3f')} | {r['b/a cpu'].fmt('.3f')} | {r['b/d'].fmt('.3f')} | {e} | {c} | {0.8 * r['L']:.1f} |")
+                f"| {r['b/a'].fmt('.3f')} | {r['own'].fmt('.3f')} | {r['b/a own'].fmt('.3f')} | {r['b/a cpu'].fmt('.3f')} | {dd} | {e} | {c} | {0.8 * r['L']:.1f} |")
         v = r["b/a"].values
         rounds.append(f"{r['model']}: (b)/(a) by round {', '.join(f'{x:.3f}' for x in v)}; "
                       f"{sum(x >= 0.95 for x in v)} of {len(v)} rounds reach 0.95, median {'reaches' if r['b/a'].median >= 0.95 else 'misses'} it")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from interp import distributed
+from interp.allocator import keep_freed_memory
 from interp.models import load_model
 from interp.recording import record
 from interp.runlog import write_run_json
@@ -19,6 +20,7 @@ def run(args) -> int:
 
 def _record(args, device) -> int:
     started = time.time()
+    keep_freed_memory()  # each batch's forward reuses the last one's memory instead of faulting in fresh pages
     with distributed.main_first():  # rank 0 fills the model and token caches; the others then read them
         model = load_model(args.model, device=device, processing=not args.no_processing)
     layers = parse_layers(args.layers, model.cfg.n_layers)
