@@ -56,7 +56,8 @@ test: fetch saelens-env
 	$(VENV)/bin/ruff check .
 	INTERP_SAELENS_VENV=$(abspath $(SAELENS_VENV)) $(PY) -m pytest -q
 
-# The quick benchmarks (606 s on 2 cores under /work/logs/quiet, 2026-12-03; record.py is 275 s); each writes
+# The quick benchmarks (606 s on 2 cores under /work/logs/quiet, 2026-12-03, with record.py at 275 s; record.py is now
+# about 100 s at 2048 tokens x 7 rounds without the (d) rounds, 2026-12-04: see bench/results/README.md); each writes
 # its table to bench/results/<script>.md with the commit it measured, torch's thread count, the load
 # average and median [min, max] over interleaved repeats. The slow ones run by hand with --results
 # (memory: 4 GB cache; dashboard, scale, scoring at full size, sae_quality, distributed_agreement,
@@ -65,7 +66,7 @@ BENCH := $(PY) bench
 bench: setup
 	date -u +%T; time -p $(BENCH)/sae_train.py --d-in 576 --archs topk batchtopk topk+auxk --steps 8 --results
 	date -u +%T; time -p $(BENCH)/sae_step_variants.py --archs topk batchtopk --steps 6 --results
-	date -u +%T; time -p $(BENCH)/record.py --models gpt2-small,smollm2-135m --tokens 2048 --repeats 5 --results
+	date -u +%T; time -p $(BENCH)/record.py --models gpt2-small,smollm2-135m --tokens 2048 --repeats 7 --no-d --results
 	date -u +%T; time -p $(BENCH)/startup.py --repeats 5 --results
 	date -u +%T; time -p $(BENCH)/generate.py --tokens 8 --repeats 3 --results
 	date -u +%T; time -p $(BENCH)/eval_sae.py --windows 4 --repeats 3 --results
