@@ -57,7 +57,7 @@ test: fetch saelens-env
 	INTERP_SAELENS_VENV=$(abspath $(SAELENS_VENV)) $(PY) -m pytest -q
 
 # The quick benchmarks (606 s on 2 cores under /work/logs/quiet, 2026-12-03, with record.py at 275 s; record.py is now
-# about 100 s at 2048 tokens x 7 rounds without the (d) rounds, 2026-12-04: see bench/results/README.md); each writes
+# 101 s at 2048 tokens x 7 rounds without the (d) rounds, 2026-12-04: see bench/results/README.md); each writes
 # its table to bench/results/<script>.md with the commit it measured, torch's thread count, the load
 # average and median [min, max] over interleaved repeats. The slow ones run by hand with --results
 # (memory: 4 GB cache; dashboard, scale, scoring at full size, sae_quality, distributed_agreement,
