@@ -54,7 +54,7 @@ def spread(x: torch.Tensor, reduce: Callable[[torch.Tensor, str], torch.Tensor] 
     ranks. One process keeps the direct formula; across ranks the sums of x and of ||x||^2 are
     added in float64, where the cancellation in sum ||x||^2 - N ||mean||^2 costs nothing."""
     if reduce is None:
-        return x.shape[0], (x - x.mean(0)).pow(2).sum()
+        return x.shape[0], torch.sub(x, x.mean(0)).square_().sum()  # in place: one [n, d] temporary
     xd = x.double()
     packed = torch.cat([xd.new_tensor([x.shape[0]]), xd.sum(0), xd.pow(2).sum()[None]])
     reduce(packed, "sum")

@@ -10,7 +10,7 @@ import torch
 from sae import native
 from sae.base import SAE, StepContext, StepOutput
 from sae.config import TrainConfig
-from sae.kernels import Bags, encode_decode
+from sae.kernels import Bags, encode_decode_error
 from sae.registry import register
 from sae.select import topk_rows
 from sae.threads import wide
@@ -47,8 +47,8 @@ class BatchTopKSAE(SAE):
             if vals.numel() if step_ctx.reduce is None else bool(torch.isfinite(smallest)):
                 self._update_threshold(smallest)
             bags = Bags.build(idx, self.cfg.d_sae, offsets)
-        acts, x_hat = encode_decode(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec, self.W_dec)
-        return topk_family_output(self, x, x_hat, xc, pre, acts, bags, step_ctx)
+        acts, sse, residual = encode_decode_error(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec, self.W_dec)
+        return topk_family_output(self, x, sse, residual, xc, pre, acts, bags, step_ctx)
 
     def _update_threshold(self, smallest_kept: torch.Tensor) -> None:
         self.threshold_updates += 1

@@ -71,18 +71,28 @@ class Bags:
     def build(cls, idx: torch.Tensor, d_sae: int, offsets: torch.Tensor | None = None,
               subset: torch.Tensor | None = None, local: torch.Tensor | None = None) -> Bags:
         flat = idx.reshape(-1)
-        # a 32-bit stable sort is a few ms where the 64-bit one is a hundred
-        perm = torch.sort(flat.to(torch.int32), stable=True).indices
         if offsets is None:
             k = idx.shape[1]
             rows = torch.arange(idx.shape[0], device=idx.device).repeat_interleave(k)
-            tokens = perm // k
         else:
             sizes = torch.diff(offsets, append=offsets.new_tensor([flat.numel()]))
             rows = torch.arange(offsets.numel(), device=idx.device).repeat_interleave(sizes)
-            tokens = rows[perm]
+        fast = native.kernels() if flat.device.type == "cpu" and flat.dtype == torch.int64 else None
+        if fast is not None:  # a counting sort: the same stable order
+            perm, tokens, latent_offsets = fast.group_by_latent(flat.contiguous(), rows, d_sae)
+            return cls(idx, offsets, rows, perm, tokens, latent_offsets, subset, local)
+        # a 32-bit stable sort is a few ms where the 64-bit one is a hundred
+        perm = torch.sort(flat.to(torch.int32), stable=True).indices
+        tokens = perm // idx.shape[1] if offsets is None else rows[perm]
         counts = torch.bincount(flat, minlength=d_sae)
         return cls(idx, offsets, rows, perm, tokens, counts.cumsum(0) - counts, subset, local)
+
+    def token_offsets(self) -> torch.Tensor:
+        """Where each token's pairs start in the flattened idx (`offsets`, or b * k)."""
+        if self.offsets is not None:
+            return self.offsets
+        k = self.idx.shape[1]
+        return torch.arange(0, self.idx.numel(), k, device=self.idx.device)
 
     def per_latent_sum(self, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """[d_sae, d]: row s = sum over pairs (b, s) of weights[b, j] * rows[b]."""
@@ -169,43 +179,69 @@ def sparse_decode(acts: torch.Tensor, W_dec: torch.Tensor, bags: Bags) -> torch.
     return _SparseDecode.apply(acts, W_dec, bags)
 
 
-class _SparseStep(torch.autograd.Function):
-    """selected_pre -> relu -> sparse_decode as one Function, whose backward is one native pass
-    over the latents (sparse_backward in sae/csrc/topk_step.cpp)."""
+def encode_decode(vals: torch.Tensor, bags: Bags, xc: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor,
+                  b_dec: torch.Tensor, W_dec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(acts, x_hat without b_dec) of the selected pre-activations vals (see selected_pre), in torch:
+    acts = relu(vals) carries the gradients to the encoder, x_hat all of them."""
+    acts = selected_pre(vals, bags, xc, W_enc, b_enc, b_dec).relu()
+    return acts, sparse_decode(acts, W_dec, bags)
+
+
+def _fast_step(vals: torch.Tensor, bags: Bags, xc: torch.Tensor, W_dec: torch.Tensor):
+    """The native module if this step's tensors suit its fused kernels, else None."""
+    fast = native.kernels() if xc.device.type == "cpu" and xc.dtype in (torch.float32, torch.float64) else None
+    if (fast is not None and bags.subset is None and vals.dtype == xc.dtype == W_dec.dtype
+            and bags.tokens.dtype == bags.perm.dtype == bags.latent_offsets.dtype == torch.int64):
+        return fast
+    return None
+
+
+class _SparseStepError(torch.autograd.Function):
+    """selected_pre -> relu -> sparse_decode -> squared_error as one Function: the decoder's
+    forward and the error in one native pass per token (decode_residual in
+    sae/csrc/topk_step.cpp; x_hat is never stored, only r = x_hat + b_dec - x), and the decoder's
+    side of the backward in one native pass over the latents (sparse_backward)."""
 
     @staticmethod
     def forward(ctx, vals, bags, xc, W_enc, b_enc, b_dec, W_dec, fast):
         acts = vals.relu()
+        idx = bags.idx.reshape(-1)
+        offsets = bags.offsets if bags.offsets is not None else bags.token_offsets()
+        with wide():
+            r, sse = fast.decode_residual(W_dec.contiguous(), acts.reshape(-1).contiguous(), idx.contiguous(),
+                                          offsets, xc.contiguous())
         ctx.bags, ctx.fast = bags, fast
-        ctx.save_for_backward(vals, xc, W_enc, W_dec)
-        ctx.mark_non_differentiable(acts)
-        return bags.per_token_sum(W_dec, acts), acts
+        ctx.save_for_backward(vals, xc, W_enc, W_dec, r)
+        ctx.mark_non_differentiable(r, acts)
+        return sse, r, acts
 
     @staticmethod
-    def backward(ctx, g_out, _g_acts):
-        vals, xc, W_enc, W_dec = ctx.saved_tensors
+    def backward(ctx, g_sse, _g_r, _g_acts):
+        vals, xc, W_enc, W_dec, r = ctx.saved_tensors
         bags: Bags = ctx.bags
+        scale = 2 * float(g_sse)  # dL/dx_hat = scale * r, never formed: the kernel scales what it sums
         with wide():
-            g_W_dec, g_pre, g_b_enc = ctx.fast.sparse_backward(
-                g_out.contiguous(), W_dec.contiguous(), vals.reshape(-1).contiguous(), bags.tokens, bags.perm,
-                bags.latent_offsets)
-        g_W_encT = bags.per_latent_sum(xc, g_pre)  # [d_sae, d_in]: W_enc's memory layout
-        # no term injected: the chain rule of x_hat = sum_j relu(pre[b, idx_j]) W_dec[idx_j], as the three Functions above
-        return None, None, None, g_W_encT.t(), g_b_enc, -W_enc.mv(g_b_enc), g_W_dec, None
+            g_W_dec, g_pre, g_b_enc, g_sorted = ctx.fast.sparse_backward(
+                r, W_dec.contiguous(), vals.reshape(-1).contiguous(), bags.tokens, bags.perm, bags.latent_offsets, scale)
+            g_W_encT = ctx.fast.per_latent_sum(xc.contiguous(), g_sorted, bags.tokens, bags.latent_offsets)  # W_enc's layout
+        # no term injected: the chain rule of sum (sum_j relu(pre[b, idx_j]) W_dec[idx_j] + b_dec - x)^2, as the
+        # torch Functions above (b_dec: through the error and through pre = (x - b_dec) W_enc + b_enc)
+        g_b_dec = torch.addmv(r.sum(0), W_enc, g_b_enc, beta=scale, alpha=-1)
+        return None, None, None, g_W_encT.t(), g_b_enc, g_b_dec, g_W_dec, None
 
 
-def encode_decode(vals: torch.Tensor, bags: Bags, xc: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor,
-                  b_dec: torch.Tensor, W_dec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(acts, x_hat without b_dec) of the selected pre-activations vals (see selected_pre):
-    acts = relu(vals) carries no gradient of its own; x_hat carries all of them. With the native
-    kernels, the whole backward is one fused pass; otherwise selected_pre and sparse_decode."""
-    fast = native.kernels() if xc.device.type == "cpu" and xc.dtype in (torch.float32, torch.float64) else None
-    if (fast is not None and bags.subset is None and vals.dtype == xc.dtype == W_dec.dtype
-            and bags.tokens.dtype == bags.perm.dtype == bags.latent_offsets.dtype == torch.int64):
-        x_hat, acts = _SparseStep.apply(vals, bags, xc, W_enc, b_enc, b_dec, W_dec, fast)
-        return acts, x_hat
-    acts = selected_pre(vals, bags, xc, W_enc, b_enc, b_dec).relu()
-    return acts, sparse_decode(acts, W_dec, bags)
+def encode_decode_error(vals: torch.Tensor, bags: Bags, xc: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor,
+                        b_dec: torch.Tensor, W_dec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(acts, sse, residual) of the selected pre-activations vals: acts = relu(vals) and the residual
+    x_hat + b_dec - x carry no gradient; sse = sum of the residual's squares carries all of them.
+    encode_decode then squared_error, fused into one native pass each way when the kernels are built."""
+    fast = _fast_step(vals, bags, xc, W_dec)
+    if fast is not None:
+        sse, residual, acts = _SparseStepError.apply(vals, bags, xc, W_enc, b_enc, b_dec, W_dec, fast)
+        return acts, sse, residual
+    acts, x_hat = encode_decode(vals, bags, xc, W_enc, b_enc, b_dec, W_dec)
+    sse, residual = squared_error(x_hat, xc, b_dec)
+    return acts, sse, residual
 
 
 class _SquaredError(torch.autograd.Function):

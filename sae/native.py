@@ -39,7 +39,7 @@ def _build() -> ModuleType | None:
         # imported here, not at the top: it pulls in setuptools, which every command would pay for
         from torch.utils import cpp_extension
 
-        return cpp_extension.load(NAME, [str(SOURCE)], extra_cflags=["-O3"], verbose=False)
+        return cpp_extension.load(NAME, [str(SOURCE)], extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as e:  # no compiler, no ninja, a failed build: all mean the torch path
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"interp: native TopK kernels unavailable ({reason[:160]}); training uses the torch path "

@@ -2,8 +2,9 @@
 different ones.
 
 The dense encoder product, the selection and the sparse passes over the k rows of each token
-are a handful of large operators that speed up with every thread. The rest of the step (norms,
-elementwise terms, clipping, Adam) is a few dozen small ones, each an OpenMP parallel region
+are a handful of large operators that speed up with every thread, as does Adam's one fused
+update over all the weights. The rest of the step (norms, elementwise terms, clipping) is a few
+dozen small ones, each an OpenMP parallel region
 that ends in a barrier; when other processes share the cores, the barrier waits on a
 descheduled thread and those operators run several times slower on two threads than on one.
 So the trainer runs a sparse step inside `small_ops()` (one thread) and the large operators

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from sae.base import SAE, StepContext, StepOutput
-from sae.kernels import Bags, encode_decode, selected_pre, sparse_decode, squared_error
+from sae.kernels import Bags, encode_decode_error, selected_pre, sparse_decode
 from sae.registry import register
 from sae.select import topk_rows
 
@@ -36,18 +36,17 @@ class TopKSAE(SAE):
             xc, pre = self.pre_into_buffer(x)
             vals, idx = topk_rows(pre, self.cfg.k)  # [B, k]
             bags = Bags.build(idx, self.cfg.d_sae)
-        acts, x_hat = encode_decode(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec, self.W_dec)
-        return topk_family_output(self, x, x_hat, xc, pre, acts, bags, step_ctx)
+        acts, sse, residual = encode_decode_error(vals, bags, xc, self.W_enc, self.b_enc, self.b_dec, self.W_dec)
+        return topk_family_output(self, x, sse, residual, xc, pre, acts, bags, step_ctx)
 
 
 def topk_family_output(
-    sae: SAE, x: torch.Tensor, x_hat: torch.Tensor, xc: torch.Tensor, pre: torch.Tensor,
+    sae: SAE, x: torch.Tensor, sse: torch.Tensor, residual: torch.Tensor, xc: torch.Tensor, pre: torch.Tensor,
     acts: torch.Tensor, bags: Bags, step_ctx: StepContext,
 ) -> StepOutput:
     """Normalised MSE plus AuxK, and firing counts, shared by topk and batchtopk (this rank's
-    share of each: step_ctx.var_sum and the batch size are the whole batch's). x_hat is the
-    decoded latents without b_dec, xc = x - b_dec."""
-    sse, residual = squared_error(x_hat, xc, sae.b_dec)  # residual = x_hat + b_dec - x, no grad
+    share of each: step_ctx.var_sum and the batch size are the whole batch's). sse is the sum of
+    squares of residual = x_hat + b_dec - x (which has no gradient), xc = x - b_dec."""
     loss = sse / step_ctx.var_sum.clamp_min(1e-12)
     terms = {"mse": sse.detach() / step_ctx.batch_tokens(x)}
     if step_ctx.dead is not None and step_ctx.cfg.aux_coefficient > 0 and step_ctx.k_aux > 0:

@@ -24,14 +24,15 @@ import torch
 from torch.optim.adam import adam as adam_update
 
 from interp import distributed
+from interp.allocator import keep_freed_memory
 from interp.training import check_finite, fused_adam, load_optimizer_tensors, optimizer_tensors
+from sae import native
 from sae.base import SAE, StepContext, StepOutput, spread
 from sae.config import SAEConfig, TrainConfig
 from sae.data_init import initial_b_dec, input_scale
 from sae.errors import SAEError
-from sae.heap import keep_freed_memory
 from sae.schedule import lr_at, sparsity_at
-from sae.threads import small_ops
+from sae.threads import small_ops, wide
 
 
 class Trainer:
@@ -56,7 +57,7 @@ class Trainer:
         self.loss_fn = sae.training_loss
         self.small_ops_on_one_thread = sae.sparse_step  # see sae/threads.py
         if sae.sparse_step:
-            keep_freed_memory()  # its gradients reuse their pages step after step (sae/heap.py)
+            keep_freed_memory()  # its gradients reuse their pages step after step (interp/allocator.py)
         if self.reduce is not None:
             self.loss_fn = distributed.data_parallel(_TrainingLoss(sae), gradients="sum", sync_buffers=False)
 
@@ -117,10 +118,10 @@ class Trainer:
         lr = lr_at(step, cfg)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        _adam_step(self.opt)
+        with wide():  # one elementwise kernel over every weight and moment: its result is the same at any thread count
+            _adam_step(self.opt)
         if sae.unit_norm_decoder:
-            with torch.no_grad():
-                sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+            _unit_rows(sae.W_dec)
         with torch.no_grad():
             self.tokens_since_fired += n
             self.tokens_since_fired.masked_fill_(out.fired, 0)
@@ -244,12 +245,37 @@ def _clip_gradients(params: list[torch.nn.Parameter], max_norm: float) -> float:
 
 
 @torch.no_grad()
+def _rows_kernel(W: torch.Tensor, *others: torch.Tensor):
+    """The native module if its row kernels suit W (and the tensors beside it), else None."""
+    if W.device.type != "cpu" or W.dtype not in (torch.float32, torch.float64) or not W.is_contiguous():
+        return None
+    if any(t.dtype != W.dtype or not t.is_contiguous() for t in others):
+        return None
+    return native.kernels()
+
+
 def _remove_parallel_grad(W_dec: torch.nn.Parameter) -> None:
     """Keep only the part of each row's gradient tangent to the unit sphere (Gao et al.)."""
     if W_dec.grad is not None:
         g = W_dec.grad
+        fast = _rows_kernel(W_dec, g)
+        if fast is not None:  # one pass per row, in cache
+            with wide():
+                fast.project_rows(g, W_dec.detach(), 0.0)
+            return
         along = torch.bmm(g.unsqueeze(1), W_dec.unsqueeze(2)).view(-1, 1)  # row dots, no [d_sae, d_in] temporary
         g.addcmul_(along, W_dec, value=-1)
+
+
+@torch.no_grad()
+def _unit_rows(W_dec: torch.nn.Parameter) -> None:
+    """Each decoder row divided by its norm (at least 1e-12)."""
+    fast = _rows_kernel(W_dec)
+    if fast is not None:
+        with wide():
+            fast.project_rows(torch.empty(0, dtype=W_dec.dtype), W_dec.detach(), 1e-12)
+        return
+    W_dec.div_(W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
 
 @torch.no_grad()

@@ -7,7 +7,6 @@ import torch
 from sae import SAEConfig, TrainConfig, Trainer, create_sae, native
 from sae.base import StepContext
 from sae.batchtopk import batch_topk
-from sae.heap import keep_freed_memory
 from sae.kernels import Bags
 from sae.threads import small_ops, wide
 
@@ -159,15 +158,108 @@ def test_native_sparse_backward_matches_the_torch_kernels(dtype):
     vals = torch.randn(B, k, generator=g0).to(dtype)  # some negative: relu sends them nothing
     bags = Bags.build(idx, S)
     g, W = torch.randn(B, d, generator=g0).to(dtype), torch.randn(S, d, generator=g0).to(dtype)
-    g_W_dec, g_pre, g_b_enc = native.kernels().sparse_backward(g, W, vals.reshape(-1), bags.tokens, bags.perm, bags.latent_offsets)
-    ref_dots = bags.pair_dots(g, W)
     on = vals.reshape(-1) > 0
     tol = 1e-12 if dtype == torch.float64 else 1e-4
+    g_W_dec, g_pre, g_b_enc, g_sorted = native.kernels().sparse_backward(
+        g, W, vals.reshape(-1), bags.tokens, bags.perm, bags.latent_offsets)
+    assert torch.equal(g_sorted, g_pre[bags.perm])
+    xc = torch.randn(B, d, generator=g0).to(dtype)
+    assert torch.allclose(native.kernels().per_latent_sum(xc, g_sorted, bags.tokens, bags.latent_offsets),
+                          bags.per_latent_sum(xc, g_pre), atol=tol)
+    ref_dots = bags.pair_dots(g, W)
     assert torch.allclose(g_pre, ref_dots * on, atol=tol)
     assert torch.allclose(g_W_dec, bags.per_latent_sum(g, vals.relu()), atol=tol)
     assert torch.allclose(g_b_enc, torch.zeros(S, dtype=dtype).index_add_(0, idx.reshape(-1), ref_dots * on), atol=tol)
 
 
-def test_keep_freed_memory_is_set_once_and_says_whether_it_took():
-    assert keep_freed_memory() in (True, False)
-    assert keep_freed_memory() == keep_freed_memory()
+@needs_native
+@pytest.mark.parametrize("arch", ["topk", "batchtopk"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_wide_step_gives_the_torch_paths_loss_and_gradients(arch, dtype, monkeypatch):
+    # d_in 150 = two 4-vector blocks, one vector and a tail in float (L 16); d_sae 600 leaves the AVX-512
+    # candidate pass (float) a tail too. Covers decode_residual, per_latent_sum, group_by_latent, the scale
+    # folded into sparse_backward, and the trainer's row projections.
+    g0 = torch.Generator().manual_seed(5)
+    sae = create_sae(SAEConfig(arch, 150, 600, k=8)).to(dtype)
+    sae.init_weights(g0, TrainConfig())
+    with torch.no_grad():
+        sae.b_dec.copy_(torch.randn(150, generator=g0).to(dtype) * 0.1)
+        sae.b_enc.copy_(torch.randn(600, generator=g0).to(dtype) * 0.1)
+    x = torch.randn(64, 150, generator=g0).to(dtype)
+    step_ctx = StepContext(0.0, (x - x.mean(0)).pow(2).sum(), None, k_aux=0)
+
+    def run():
+        out = sae.training_loss(x, step_ctx)
+        return (out.loss.detach(), *torch.autograd.grad(out.loss, list(sae.parameters())))
+
+    with_native = run()
+    monkeypatch.setitem(native._state, "module", None)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-5)
+    for a, b in zip(with_native, run()):
+        assert torch.allclose(a, b, **tol)
+
+
+@needs_native
+def test_native_row_projections_match_torch():
+    g0 = torch.Generator().manual_seed(6)
+    W = torch.randn(70, 150, generator=g0, dtype=torch.float64)
+    g = torch.randn(70, 150, generator=g0, dtype=torch.float64)
+    want_g = g - (g * W).sum(1, keepdim=True) * W
+    native.kernels().project_rows(g, W, 0.0)
+    assert torch.allclose(g, want_g, atol=1e-12)
+    W[3] = 0.0
+    want_W = W / W.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    native.kernels().project_rows(torch.empty(0, dtype=W.dtype), W, 1e-12)
+    assert torch.allclose(W, want_W, atol=1e-14) and torch.equal(W[3], torch.zeros(150, dtype=W.dtype))
+
+
+def _native_outputs(pre, k):
+    f = native.kernels()
+    vals, idx = f.topk_rows(pre, k)
+    bags = Bags.build(idx, pre.shape[1])
+    g = torch.linspace(-1, 1, pre.shape[0] * 24, dtype=pre.dtype).reshape(pre.shape[0], 24)
+    W = torch.linspace(-2, 2, pre.shape[1] * 24, dtype=pre.dtype).reshape(pre.shape[1], 24)
+    return (vals, idx, *f.batch_topk(pre, k * pre.shape[0], 2 * k),
+            *f.sparse_backward(g, W, vals.reshape(-1), bags.tokens, bags.perm, bags.latent_offsets, 0.5),
+            *f.decode_residual(W, vals.reshape(-1).relu(), idx.reshape(-1), bags.token_offsets(), g))
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_native_kernels_give_the_same_at_one_and_two_threads(dtype):
+    pre = torch.randn(300, 700, generator=torch.Generator().manual_seed(7)).to(dtype)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _native_outputs(pre, 8)
+        torch.set_num_threads(2)
+        two = _native_outputs(pre, 8)
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for a, b in zip(one, two))
+
+
+@needs_native
+def test_the_avx512_candidate_pass_gives_what_the_generic_one_gives():
+    f = native.kernels()
+    g = torch.Generator().manual_seed(8)
+    pre = torch.randn(200, 1000, generator=g)
+    pre[1] = (pre[1] * 2).round()  # ties
+    pre[2, 5] = float("nan")
+    try:
+        on = [f.set_avx512(True) and None, f.topk_rows(pre, 32), f.batch_topk(pre, 200 * 32, 64)]
+        f.set_avx512(False)
+        off = [None, f.topk_rows(pre, 32), f.batch_topk(pre, 200 * 32, 64)]
+    finally:
+        f.set_avx512(True)
+    assert all(torch.equal(a.nan_to_num(9.0), b.nan_to_num(9.0)) for a, b in zip(on[1], off[1]))  # NaN != NaN
+    assert on[2] == off[2] == []  # a NaN: both leave it to the torch path
+    pre[2, 5] = 0.0
+    f.set_avx512(True)
+    with_avx = f.batch_topk(pre, 200 * 32, 64)
+    f.set_avx512(False)
+    try:
+        without = f.batch_topk(pre, 200 * 32, 64)
+    finally:
+        f.set_avx512(True)
+    assert all(torch.equal(a, b) for a, b in zip(with_avx, without))
