@@ -64,7 +64,8 @@ test: fetch saelens-env
 # the sae-lens side by side): see each script's docstring.
 BENCH := $(PY) bench
 bench: setup
-	date -u +%T; time -p $(BENCH)/sae_train.py --d-in 576 --archs topk batchtopk topk+auxk --steps 8 --results
+	date -u +%T; time -p $(BENCH)/sae_train.py --d-in 576 --archs topk batchtopk topk+auxk --steps 12 --threads 1 --results
+	date -u +%T; time -p $(BENCH)/step_parts.py --archs topk batchtopk --threads 1 --steps 16 --results
 	date -u +%T; time -p $(BENCH)/sae_step_variants.py --archs topk batchtopk --steps 6 --results
 	date -u +%T; time -p $(BENCH)/record.py --models gpt2-small,smollm2-135m --tokens 2048 --repeats 7 --no-d --results
 	date -u +%T; time -p $(BENCH)/startup.py --repeats 5 --results
