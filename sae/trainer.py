@@ -244,7 +244,6 @@ def _clip_gradients(params: list[torch.nn.Parameter], max_norm: float) -> float:
     return float(total)
 
 
-@torch.no_grad()
 def _rows_kernel(W: torch.Tensor, *others: torch.Tensor):
     """The native module if its row kernels suit W (and the tensors beside it), else None."""
     if W.device.type != "cpu" or W.dtype not in (torch.float32, torch.float64) or not W.is_contiguous():
@@ -254,6 +253,7 @@ def _rows_kernel(W: torch.Tensor, *others: torch.Tensor):
     return native.kernels()
 
 
+@torch.no_grad()
 def _remove_parallel_grad(W_dec: torch.nn.Parameter) -> None:
     """Keep only the part of each row's gradient tangent to the unit sphere (Gao et al.)."""
     if W_dec.grad is not None:

@@ -263,3 +263,17 @@ def test_the_avx512_candidate_pass_gives_what_the_generic_one_gives():
     finally:
         f.set_avx512(True)
     assert all(torch.equal(a, b) for a, b in zip(with_avx, without))
+
+
+@pytest.mark.parametrize("arch", ["topk", "relu"])
+def test_the_torch_paths_decoder_projection_builds_no_graph(arch, monkeypatch):
+    # the torch path (no native kernels: a GPU, INTERP_NATIVE=0) projects W_dec's gradient in place; under
+    # autograd that would give the gradient a graph of its own
+    monkeypatch.setitem(native._state, "module", None)
+    sae = create_sae(SAEConfig(arch, 16, 64, k=4 if arch == "topk" else None))
+    trainer = Trainer(sae, TrainConfig(steps=10))
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(9))
+    trainer.initialize(x)
+    for _ in range(2):
+        trainer.step(x)
+    assert sae.W_dec.grad.grad_fn is None and not sae.W_dec.grad.requires_grad
