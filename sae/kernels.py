@@ -205,11 +205,9 @@ class _SparseStepError(torch.autograd.Function):
     @staticmethod
     def forward(ctx, vals, bags, xc, W_enc, b_enc, b_dec, W_dec, fast):
         acts = vals.relu()
-        idx = bags.idx.reshape(-1)
-        offsets = bags.offsets if bags.offsets is not None else bags.token_offsets()
         with wide():
-            r, sse = fast.decode_residual(W_dec.contiguous(), acts.reshape(-1).contiguous(), idx.contiguous(),
-                                          offsets, xc.contiguous())
+            r, sse = fast.decode_residual(W_dec.contiguous(), acts.reshape(-1).contiguous(),
+                                          bags.idx.reshape(-1).contiguous(), bags.token_offsets(), xc.contiguous())
         ctx.bags, ctx.fast = bags, fast
         ctx.save_for_backward(vals, xc, W_enc, W_dec, r)
         ctx.mark_non_differentiable(r, acts)

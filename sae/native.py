@@ -1,6 +1,7 @@
-"""The TopK step's two native loops (sae/csrc/topk_step.cpp: a row-wise top-k and the decoder
-gradient's per-pair dots), built by torch's C++ extension builder the first time a step needs
-them and cached by torch (TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensions).
+"""The TopK-family step's native loops (sae/csrc/topk_step.cpp: selection, the passes over the
+selected pairs, the decoder's row projections; its header lists them), built with OpenMP by
+torch's C++ extension builder the first time a step needs them and cached by torch
+(TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensions).
 
 `kernels()` is that module, or None when it cannot be built (no C++ compiler or ninja, a
 platform the source does not compile on) or INTERP_NATIVE=0 is set; the torch path in

@@ -1,15 +1,19 @@
-// Two loops of a TopK SAE step that torch has no cheap operator for (sae/native.py loads this
-// file; sae/select.py and sae/kernels.py hold the torch versions it must agree with).
+// The loops of a TopK-family SAE step that torch has no cheap operator for (sae/native.py loads
+// this file; sae/select.py, sae/batchtopk.py, sae/kernels.py and sae/trainer.py hold the torch
+// versions they must agree with).
 //
 // topk_rows: the k largest entries of each row from one vectorised pass over it and a compare
-// against a floor (candidates() below): a few more than k entries survive, and a selection among
-// them picks the k. NaN counts as the largest value, as in torch.topk, so a NaN still reaches the
-// loss and stops training.
+// against a floor (candidates() below; AVX-512 written out for float rows where the CPU has it):
+// a few more than k entries survive, and a selection among them picks the k. NaN counts as the
+// largest value, as in torch.topk, so a NaN still reaches the loss and stops training.
+// batch_topk: BatchTopK's batch-wide selection from the same per-row candidates.
+// group_by_latent: the selected pairs grouped by latent (a stable counting sort).
+// decode_residual: the decoder's forward and the squared error, one pass per token.
+// sparse_backward, per_latent_sum: the decoder's side of the backward (one pass per latent) and
+// the W_enc gradient. pair_dots: rows[r[j]] . table[c[j]] for every selected pair j (AuxK's path).
+// project_rows: the decoder gradient's projection and the decoder renorm, one pass per row.
 //
-// pair_dots: rows[r[j]] . table[c[j]] for every selected pair j, the decoder gradient's
-// per-pair dots; torch's kernel for it calls a BLAS dot per pair.
-//
-// Both are deterministic: each output is computed by one thread in a fixed order.
+// All are deterministic: each output is computed by one thread in a fixed order.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -505,25 +509,6 @@ STEP_CLONES T rows_sum(const T* __restrict__ table, const T* __restrict__ w, con
   return sq;
 }
 
-// a . b over d entries, in lanes.
-template <typename T>
-STEP_CLONES T row_dot(const T* __restrict__ a, const T* __restrict__ b, int64_t d) {
-  typedef typename Lanes<T>::V V;
-  constexpr int64_t L = 64 / sizeof(T);
-  const int64_t dv = d - d % L;
-  V q = {};
-  int64_t l = 0;
-  for (; l < dv; l += L) {
-    V x, y;
-    __builtin_memcpy(&x, a + l, 64), __builtin_memcpy(&y, b + l, 64);
-    q += x * y;
-  }
-  T s = 0;
-  for (int64_t i = 0; i < L; ++i) s += q[i];
-  for (; l < d; ++l) s += a[l] * b[l];
-  return s;
-}
-
 }  // namespace
 
 std::vector<torch::Tensor> topk_rows(const torch::Tensor& pre, int64_t k) {
@@ -743,10 +728,10 @@ void project_rows(torch::Tensor g, torch::Tensor w, double eps) {
         T* wr = wp + s * d;
         if (proj) {
           T* gr = gp + s * d;
-          const T along = row_dot<T>(gr, wr, d);
+          const T along = dot<T>(gr, wr, d);
           for (int64_t l = 0; l < d; ++l) gr[l] -= along * wr[l];
         } else {
-          const T norm = std::max<T>(std::sqrt(row_dot<T>(wr, wr, d)), T(eps));
+          const T norm = std::max<T>(std::sqrt(dot<T>(wr, wr, d)), T(eps));
           for (int64_t l = 0; l < d; ++l) wr[l] /= norm;
         }
       }
